@@ -1,0 +1,98 @@
+//! Table definitions shared by both backends. Kept by hand (not `diesel print-schema`), because
+//! the two backends report different native types for the same column; the parity test in
+//! `tests/it/db.rs` checks that both migration trees produce what is declared here.
+
+diesel::table! {
+    local_names (name) {
+        name -> Text,
+        kind -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        display_name -> Text,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        status -> Text,
+        must_change_password -> Bool,
+        language -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        user_id -> BigInt,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_failures (id) {
+        id -> BigInt,
+        username -> Text,
+        ip -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    instance_settings (key) {
+        key -> Text,
+        value -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> BigInt,
+        kind -> Text,
+        payload -> Text,
+        dedupe_key -> Nullable<Text>,
+        run_at -> Timestamp,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        failed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(users -> local_names (username));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(api_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    local_names,
+    users,
+    sessions,
+    api_tokens,
+    login_failures,
+    instance_settings,
+    jobs,
+);

@@ -1,0 +1,11 @@
+//! Agora: a federated participation and project platform. See `docs/architecture.md` for the map.
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod state;
+pub mod web;
+pub mod worker;
