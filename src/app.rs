@@ -19,7 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::{accounts, db, web, worker};
+use crate::{accounts, admin, db, instance, web, worker};
 
 /// Largest request body we read at all (ActivityPub caps documents at 1 MiB too). Routes that take
 /// uploads raise their own limit.
@@ -32,9 +32,15 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(web::routes())
         .merge(accounts::routes::routes())
+        .merge(admin::routes::routes())
+        .merge(instance::routes::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { AppError::not_found() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::require_password_change,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             web::csrf::ensure_cookie,

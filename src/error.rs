@@ -1,14 +1,16 @@
 //! The HTTP error type. Feature errors convert into [`AppError`], which picks the status and a
-//! stable snake_case code. API clients get `{"error": code, "message": sentence}`; browsers get an
-//! error page in the site's design (rendered by [`crate::web::errors`] from the same data).
-//! Internal causes are logged with the request's span and never sent.
+//! stable snake_case code, and keeps the translation key of the sentence the user sees. API clients
+//! get `{"error": code, "message": English sentence}`; browsers get an error page in the site's
+//! design and language (rendered by [`crate::web::errors`] from the same value). Internal causes
+//! are logged with the request's span and never sent.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::accounts;
+use crate::web::i18n::{self, Lang};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AppError {
@@ -16,34 +18,55 @@ pub struct AppError {
     pub status: StatusCode,
     #[serde(rename = "error")]
     pub code: &'static str,
+    /// The English sentence (the API's language).
     pub message: String,
     /// The form field the message belongs to, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'static str>,
+    #[serde(skip)]
+    pub key: &'static str,
+    #[serde(skip)]
+    pub args: Vec<(&'static str, String)>,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
+    /// An error whose sentence is the translation `key` (see `src/web/i18n/*.ftl`).
+    pub fn new(status: StatusCode, code: &'static str, key: &'static str) -> Self {
+        Self::with_args(status, code, key, Vec::new())
+    }
+
+    pub fn with_args(
+        status: StatusCode,
+        code: &'static str,
+        key: &'static str,
+        args: Vec<(&'static str, String)>,
+    ) -> Self {
+        let mut e = Self {
             status,
             code,
-            message: message.into(),
+            message: String::new(),
             field: None,
-        }
+            key,
+            args,
+        };
+        e.message = e.localized(Lang::En);
+        e
+    }
+
+    /// The sentence in `lang`.
+    pub fn localized(&self, lang: Lang) -> String {
+        let args: Vec<(&str, &str)> = self.args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        i18n::translate(lang, self.key, &args)
     }
 
     pub fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "This page does not exist. Check the address or go to the home page.",
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", "error-status-404")
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    pub fn bad_request(code: &'static str, key: &'static str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, key)
     }
 
     /// Logs the cause and answers with a sentence that reveals nothing about it.
@@ -52,44 +75,29 @@ impl AppError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
-            "Something went wrong on our side. Please try again later; if it keeps happening, tell the administrators.",
+            "error-internal",
         )
     }
 
     /// The generic error for a status produced outside our handlers (layers, routing).
     pub fn from_status(status: StatusCode) -> Self {
-        let (code, message) = match status.as_u16() {
-            400 => ("bad_request", "The request could not be understood."),
-            401 => ("unauthenticated", "You need to log in first."),
-            403 => ("forbidden", "You are not allowed to do this."),
-            404 => return Self::not_found(),
-            405 => (
-                "method_not_allowed",
-                "This address does not accept this kind of request.",
-            ),
-            408 => ("timeout", "The request took too long. Please try again."),
-            410 => ("gone", "This content has been deleted."),
-            413 => (
-                "payload_too_large",
-                "The request is too large. Send less data at once.",
-            ),
-            415 => (
-                "unsupported_media_type",
-                "The request body has the wrong content type; send JSON with Content-Type: application/json.",
-            ),
-            422 => ("invalid_request", "The request contains invalid values."),
-            429 => (
-                "too_many_requests",
-                "Too many requests; wait a moment and try again.",
-            ),
-            503 => ("unavailable", "The service is not ready; try again shortly."),
-            s if s >= 500 => (
-                "internal_error",
-                "Something went wrong on our side. Please try again later.",
-            ),
-            _ => ("error", "The request failed."),
+        let (code, key) = match status.as_u16() {
+            400 => ("bad_request", "error-status-400"),
+            401 => ("unauthenticated", "error-status-401"),
+            403 => ("forbidden", "error-status-403"),
+            404 => ("not_found", "error-status-404"),
+            405 => ("method_not_allowed", "error-status-405"),
+            408 => ("timeout", "error-status-408"),
+            410 => ("gone", "error-status-410"),
+            413 => ("payload_too_large", "error-status-413"),
+            415 => ("unsupported_media_type", "error-status-415"),
+            422 => ("invalid_request", "error-status-422"),
+            429 => ("too_many_requests", "error-status-429"),
+            503 => ("unavailable", "error-status-503"),
+            s if s >= 500 => ("internal_error", "error-status-500"),
+            _ => ("error", "error-status-other"),
         };
-        Self::new(status, code, message)
+        Self::new(status, code, key)
     }
 }
 
@@ -103,10 +111,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(&self)).into_response();
         if self.status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("900"),
-            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("900"));
         }
         // The error-page middleware re-renders this as HTML for browsers.
         response.extensions_mut().insert(self);
@@ -117,16 +124,8 @@ impl IntoResponse for AppError {
 impl From<accounts::Error> for AppError {
     fn from(e: accounts::Error) -> Self {
         use accounts::Error as E;
-        let message = e.to_string();
         let (status, code) = match &e {
-            E::Invalid { field, .. } => {
-                return Self {
-                    status: StatusCode::UNPROCESSABLE_ENTITY,
-                    code: "invalid_input",
-                    message,
-                    field: Some(field),
-                };
-            }
+            E::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
             E::NameTaken(_) => (StatusCode::CONFLICT, "name_taken"),
             E::WrongCredentials => (StatusCode::UNAUTHORIZED, "wrong_credentials"),
             E::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
@@ -140,7 +139,12 @@ impl From<accounts::Error> for AppError {
             E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             E::Hash(_) | E::Db(_) => return Self::internal(&e),
         };
-        Self::new(status, code, message)
+        let (key, args) = e.message_key();
+        let mut out = Self::with_args(status, code, key, args);
+        if let E::Invalid { field, .. } = e {
+            out.field = Some(field);
+        }
+        out
     }
 }
 

@@ -1,11 +1,13 @@
 //! Agora: a federated participation and project platform. See `docs/architecture.md` for the map.
 
 pub mod accounts;
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod instance;
 pub mod state;
 pub mod web;
 pub mod worker;

@@ -1,9 +1,14 @@
 //! Shared application state, handed to every handler. Cheap to clone.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::instance::InstanceSettings;
+
+/// How long other processes may show outdated instance settings after an admin changes them.
+const SETTINGS_TTL: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,12 +18,17 @@ pub struct AppState {
 struct Inner {
     config: Config,
     db: Db,
+    instance: RwLock<Option<(Instant, Arc<InstanceSettings>)>>,
 }
 
 impl AppState {
     pub fn new(config: Config, db: Db) -> Self {
         Self {
-            inner: Arc::new(Inner { config, db }),
+            inner: Arc::new(Inner {
+                config,
+                db,
+                instance: RwLock::new(None),
+            }),
         }
     }
 
@@ -28,5 +38,50 @@ impl AppState {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// The effective instance settings. If the database cannot be read, the last known settings
+    /// (or the config file's) are used, so error pages still render.
+    pub async fn instance(&self) -> Arc<InstanceSettings> {
+        let cached = self.inner.instance.read().ok().and_then(|g| g.clone());
+        if let Some((at, settings)) = &cached
+            && at.elapsed() < SETTINGS_TTL
+        {
+            return settings.clone();
+        }
+        let config = self.inner.config.clone();
+        match self.db().run(move |c| InstanceSettings::load(c, &config)).await {
+            Ok(settings) => {
+                let settings = Arc::new(settings);
+                if let Ok(mut g) = self.inner.instance.write() {
+                    *g = Some((Instant::now(), settings.clone()));
+                }
+                settings
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read instance settings; using the last known ones");
+                cached.map_or_else(
+                    || Arc::new(InstanceSettings::from_config(&self.inner.config)),
+                    |(_, s)| s,
+                )
+            }
+        }
+    }
+
+    /// The cached settings without touching the database (for error pages).
+    pub fn instance_cached(&self) -> Arc<InstanceSettings> {
+        self.inner
+            .instance
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|(_, s)| s.clone()))
+            .unwrap_or_else(|| Arc::new(InstanceSettings::from_config(&self.inner.config)))
+    }
+
+    /// Forgets the cached settings after a change.
+    pub fn invalidate_instance(&self) {
+        if let Ok(mut g) = self.inner.instance.write() {
+            *g = None;
+        }
     }
 }

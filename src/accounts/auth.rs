@@ -72,7 +72,7 @@ impl FromRequestParts<AppState> for MaybeAuth {
                     return Err(AppError::new(
                         axum::http::StatusCode::UNAUTHORIZED,
                         "invalid_token",
-                        "The API token is invalid or was revoked. Create a new one in your settings.",
+                        "error-invalid-token",
                     ));
                 }
             }

@@ -16,51 +16,105 @@ pub mod service;
 
 pub use model::{Role, Status, User};
 
-/// What went wrong with an account operation. Every message is a sentence the user can act on.
-#[derive(Debug, thiserror::Error)]
+/// What went wrong with an account operation. Each variant maps to a translated sentence
+/// ([`Error::message_key`]); `Display` is the English text, which the API sends.
+#[derive(Debug)]
 pub enum Error {
-    #[error("{message}")]
-    Invalid { field: &'static str, message: String },
-    #[error("The name \"{0}\" is already taken; choose another one.")]
+    /// A form or JSON field failed validation.
+    Invalid {
+        field: &'static str,
+        key: &'static str,
+        args: Vec<(&'static str, String)>,
+    },
     NameTaken(String),
-    #[error("The user name or password is wrong.")]
     WrongCredentials,
-    #[error("Too many failed logins; wait 15 minutes and try again.")]
     TooManyAttempts,
-    #[error("This account is waiting for approval by an administrator.")]
     Pending,
-    #[error("This account has been disabled; contact an administrator.")]
     Disabled,
-    #[error("Registration is closed on this instance; ask an administrator for an account.")]
     RegistrationClosed,
-    #[error("You must set a new password before you continue.")]
     PasswordChangeRequired,
-    #[error("There is no user named \"{0}\".")]
     UserNotFound(String),
-    #[error("That API token does not exist or was already revoked.")]
     TokenNotFound,
-    #[error("You need to log in first.")]
     Unauthenticated,
-    #[error("Only administrators may do this.")]
     Forbidden,
-    #[error("The password could not be processed: {0}")]
+    /// Hashing failed (an internal problem, logged, never shown).
     Hash(String),
-    #[error(transparent)]
-    Db(#[from] crate::db::Error),
+    Db(crate::db::Error),
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, key: &'static str) -> Self {
+        Self::Invalid {
+            field,
+            key,
+            args: Vec::new(),
+        }
+    }
+
+    pub(crate) fn invalid_with(
+        field: &'static str,
+        key: &'static str,
+        args: Vec<(&'static str, String)>,
+    ) -> Self {
+        Self::Invalid { field, key, args }
+    }
+
+    /// The translation key and its arguments for the sentence a user sees.
+    pub fn message_key(&self) -> (&'static str, Vec<(&'static str, String)>) {
+        match self {
+            Self::Invalid { key, args, .. } => (key, args.clone()),
+            Self::NameTaken(name) => ("error-name-taken", vec![("name", name.clone())]),
+            Self::WrongCredentials => ("error-wrong-credentials", vec![]),
+            Self::TooManyAttempts => ("error-too-many-attempts", vec![]),
+            Self::Pending => ("error-account-pending", vec![]),
+            Self::Disabled => ("error-account-disabled", vec![]),
+            Self::RegistrationClosed => ("error-registration-closed", vec![]),
+            Self::PasswordChangeRequired => ("error-password-change-required", vec![]),
+            Self::UserNotFound(name) => ("error-user-not-found", vec![("name", name.clone())]),
+            Self::TokenNotFound => ("error-token-not-found", vec![]),
+            Self::Unauthenticated => ("error-unauthenticated", vec![]),
+            Self::Forbidden => ("error-forbidden-admin", vec![]),
+            Self::Hash(_) | Self::Db(_) => ("error-internal", vec![]),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hash(e) => write!(f, "the password could not be processed: {e}"),
+            Self::Db(e) => write!(f, "{e}"),
+            _ => {
+                let (key, args) = self.message_key();
+                let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                f.write_str(&crate::web::i18n::translate(
+                    crate::web::i18n::Lang::En,
+                    key,
+                    &args,
+                ))
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::db::Error> for Error {
+    fn from(e: crate::db::Error) -> Self {
+        Self::Db(e)
+    }
 }
 
 impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Self {
         Self::Db(crate::db::Error::Query(e))
-    }
-}
-
-impl Error {
-    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            field,
-            message: message.into(),
-        }
     }
 }
 

@@ -17,6 +17,8 @@ use crate::state::AppState;
 use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfToken;
 use crate::web::extract::{ApiJson, HtmlForm};
+use crate::web::form::FormState;
+use crate::web::i18n::{self, Lang};
 use crate::web::{Page, cookies, render};
 
 pub fn routes() -> Router<AppState> {
@@ -32,6 +34,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me/tokens/{id}", delete(revoke_token))
         .route("/login", get(login_page).post(login_submit))
         .route("/logout", post(logout))
+        .route("/register", get(register_page).post(register_submit))
+        .route("/settings", get(settings_page))
+        .route("/settings/profile", post(profile_submit))
+        .route("/settings/tokens", post(token_submit))
+        .route("/settings/tokens/{id}/revoke", post(token_revoke))
         .route("/settings/password", get(password_page).post(password_submit))
 }
 
@@ -103,10 +110,7 @@ async fn revoke_current_token(
     AuthAllowingPasswordChange(auth): AuthAllowingPasswordChange,
 ) -> AppResult<StatusCode> {
     let Credential::Token(token) = auth.credential else {
-        return Err(AppError::bad_request(
-            "no_token",
-            "This request is not authenticated with an API token; send the token to revoke as Authorization: Bearer.",
-        ));
+        return Err(AppError::bad_request("no_token", "error-no-token"));
     };
     let user_id = auth.user.id;
     state
@@ -120,7 +124,7 @@ async fn register(
     State(state): State<AppState>,
     ApiJson(form): ApiJson<service::RegistrationForm>,
 ) -> AppResult<(StatusCode, axum::Json<AccountView>)> {
-    let user = service::register(state.db(), state.config().registration, form).await?;
+    let user = service::register(state.db(), state.instance().await.registration, form).await?;
     Ok((StatusCode::CREATED, axum::Json((&user).into())))
 }
 
@@ -192,14 +196,51 @@ async fn revoke_token(
 
 // --- HTML pages ---
 
+/// Turns an account error into the form's state: a field error next to its field, anything else
+/// as an alert above the form.
+fn form_error(lang: Lang, e: &Error, mut form: FormState) -> FormState {
+    let (key, args) = e.message_key();
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let text = i18n::translate(lang, key, &args);
+    match e {
+        Error::Invalid { field, .. } => form.push_error(field, text),
+        Error::NameTaken(_) => form.push_error("username", text),
+        Error::WrongCredentials => form.push_error("password", text),
+        _ => form.general = Some(text),
+    }
+    form
+}
+
+fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::WrongCredentials | Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Error::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+        Error::NameTaken(_) => StatusCode::CONFLICT,
+        Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::FORBIDDEN,
+    }
+}
+
+fn with_status(mut response: Response, status: StatusCode) -> Response {
+    *response.status_mut() = status;
+    response
+}
+
+fn session_cookie(state: &AppState, value: &str) -> axum::http::HeaderValue {
+    cookies::set(
+        cookies::SESSION,
+        value,
+        Some(rules::SESSION_LIFETIME.num_seconds()),
+        state.config().is_https(),
+    )
+}
+
 #[derive(Template)]
 #[template(path = "accounts/templates/login.html")]
 struct LoginTemplate {
     page: Page,
     next: String,
-    username: String,
-    password_error: Option<String>,
-    general_error: Option<String>,
+    form: FormState,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,24 +248,22 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Only local paths are accepted as a redirect target after login, never another site.
-fn safe_next(next: Option<&str>) -> String {
+/// Only local paths are accepted as a redirect target, never another site.
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
         _ => "/".to_owned(),
     }
 }
 
-async fn login_page(page: Page, MaybeAuth(auth): MaybeAuth, Query(q): Query<NextQuery>) -> Response {
-    if auth.is_some() {
+async fn login_page(page: Page, Query(q): Query<NextQuery>) -> Response {
+    if page.user.is_some() {
         return Redirect::to(&safe_next(q.next.as_deref())).into_response();
     }
     render(&LoginTemplate {
         page,
         next: safe_next(q.next.as_deref()),
-        username: String::new(),
-        password_error: None,
-        general_error: None,
+        form: FormState::new(),
     })
 }
 
@@ -249,25 +288,27 @@ async fn login_submit(
     let next = safe_next(form.next.as_deref());
     let user = match service::login(state.db(), &form.username, form.password, ip).await {
         Ok(user) => user,
-        Err(e @ (Error::Invalid { .. } | Error::Hash(_) | Error::Db(_))) => return Err(e.into()),
+        Err(e @ (Error::Hash(_) | Error::Db(_))) => return Err(e.into()),
         Err(e) => {
-            let status = match &e {
-                Error::WrongCredentials => StatusCode::UNAUTHORIZED,
-                Error::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-                _ => StatusCode::FORBIDDEN,
-            };
-            let (password_error, general_error) = match e {
-                Error::WrongCredentials => (Some(e.to_string()), None),
-                other => (None, Some(other.to_string())),
-            };
-            let mut response = render(&LoginTemplate {
-                page,
-                next,
-                username: form.username.trim().to_owned(),
-                password_error,
-                general_error,
-            });
-            *response.status_mut() = status;
+            let status = status_of(&e);
+            let state_ = form_error(
+                page.lang,
+                &e,
+                FormState::new().with_value("username", form.username.trim()),
+            );
+            let mut response = with_status(
+                render(&LoginTemplate {
+                    page,
+                    next,
+                    form: state_,
+                }),
+                status,
+            );
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("900"));
+            }
             return Ok(response);
         }
     };
@@ -282,15 +323,9 @@ async fn login_submit(
         next
     };
     let mut response = Redirect::to(&target).into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        cookies::set(
-            cookies::SESSION,
-            &cookie,
-            Some(rules::SESSION_LIFETIME.num_seconds()),
-            state.config().is_https(),
-        ),
-    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session_cookie(&state, &cookie));
     Ok(response)
 }
 
@@ -322,13 +357,89 @@ async fn logout(
 }
 
 #[derive(Template)]
+#[template(path = "accounts/templates/register.html")]
+struct RegisterTemplate {
+    page: Page,
+    form: FormState,
+    pending: bool,
+}
+
+async fn register_page(page: Page) -> Response {
+    if page.user.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    render(&RegisterTemplate {
+        page,
+        form: FormState::new(),
+        pending: false,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct RegisterForm {
+    csrf: String,
+    #[serde(flatten)]
+    account: service::RegistrationForm,
+}
+
+async fn register_submit(
+    State(state): State<AppState>,
+    page: Page,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<RegisterForm>,
+) -> AppResult<Response> {
+    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
+    let values = FormState::new()
+        .with_value("username", form.account.username.trim())
+        .with_value("display_name", form.account.display_name.trim())
+        .with_value("email", form.account.email.trim());
+    let user = match service::register(state.db(), page.instance.registration, form.account).await {
+        Ok(user) => user,
+        Err(e @ (Error::Hash(_) | Error::Db(_))) => return Err(e.into()),
+        Err(e) => {
+            let status = status_of(&e);
+            let form = form_error(page.lang, &e, values);
+            return Ok(with_status(
+                render(&RegisterTemplate {
+                    page,
+                    form,
+                    pending: false,
+                }),
+                status,
+            ));
+        }
+    };
+    if user.status() != super::Status::Active {
+        return Ok(render(&RegisterTemplate {
+            page,
+            form: FormState::new(),
+            pending: true,
+        }));
+    }
+    let (id, lang) = (user.id, page.lang.code());
+    let (_, cookie) = state
+        .db()
+        .run(move |c| {
+            // A new account starts in the language the visitor was using.
+            rules::set_language(c, id, Some(lang))?;
+            rules::create_session(c, id, crate::db::now())
+        })
+        .await?;
+    let mut response = Redirect::to("/").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session_cookie(&state, &cookie));
+    Ok(response)
+}
+
+#[derive(Template)]
 #[template(path = "accounts/templates/password.html")]
 struct PasswordTemplate {
     page: Page,
     forced: bool,
     done: bool,
-    field: &'static str,
-    message: String,
+    form: FormState,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,8 +456,7 @@ async fn password_page(
         page,
         forced: auth.user.must_change_password,
         done: q.done.is_some(),
-        field: "",
-        message: String::new(),
+        form: FormState::new(),
     })
 }
 
@@ -368,18 +478,21 @@ async fn password_submit(
     csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     match service::change_password(state.db(), &auth.user, form.current_password, form.new_password).await {
         Ok(()) => {}
-        Err(Error::Invalid { field, message }) => {
-            let mut response = render(&PasswordTemplate {
-                page,
-                forced: auth.user.must_change_password,
-                done: false,
-                field,
-                message,
-            });
-            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            return Ok(response);
+        Err(e @ (Error::Hash(_) | Error::Db(_))) => return Err(e.into()),
+        Err(e) => {
+            let status = status_of(&e);
+            let form = form_error(page.lang, &e, FormState::new());
+            let forced = auth.user.must_change_password;
+            return Ok(with_status(
+                render(&PasswordTemplate {
+                    page,
+                    forced,
+                    done: false,
+                    form,
+                }),
+                status,
+            ));
         }
-        Err(e) => return Err(e.into()),
     }
     // Changing the password ended every session, this one included; start a fresh one.
     let user_id = auth.user.id;
@@ -388,16 +501,175 @@ async fn password_submit(
         .run(move |c| rules::create_session(c, user_id, crate::db::now()))
         .await?;
     let mut response = Redirect::to("/settings/password?done=1").into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        cookies::set(
-            cookies::SESSION,
-            &cookie,
-            Some(rules::SESSION_LIFETIME.num_seconds()),
-            state.config().is_https(),
-        ),
-    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session_cookie(&state, &cookie));
     Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "accounts/templates/settings.html")]
+struct SettingsTemplate {
+    page: Page,
+    account: User,
+    role_key: String,
+    form: FormState,
+    token_form: FormState,
+    tokens: Vec<ApiToken>,
+    new_token: Option<String>,
+    saved: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct SavedQuery {
+    saved: Option<String>,
+}
+
+/// Renders the settings page with the given form states.
+async fn settings_view(
+    state: &AppState,
+    page: Page,
+    user: User,
+    form: Option<FormState>,
+    token_form: FormState,
+    new_token: Option<String>,
+    saved: bool,
+) -> AppResult<Response> {
+    let id = user.id;
+    let tokens = state
+        .db()
+        .run(move |c| ApiToken::for_user(c, id).map_err(Error::from))
+        .await?;
+    let form = form.unwrap_or_else(|| {
+        FormState::new()
+            .with_value("display_name", user.display_name.clone())
+            .with_value("language", user.language.clone().unwrap_or_default())
+    });
+    let role_key = format!("role-{}", user.role().as_str());
+    Ok(render(&SettingsTemplate {
+        page,
+        account: user,
+        role_key,
+        form,
+        token_form,
+        tokens,
+        new_token,
+        saved,
+    }))
+}
+
+async fn settings_page(
+    State(state): State<AppState>,
+    page: Page,
+    Auth(auth): Auth,
+    Query(q): Query<SavedQuery>,
+) -> AppResult<Response> {
+    settings_view(
+        &state,
+        page,
+        auth.user,
+        None,
+        FormState::new(),
+        None,
+        q.saved.is_some(),
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct ProfileForm {
+    csrf: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    language: String,
+}
+
+async fn profile_submit(
+    State(state): State<AppState>,
+    page: Page,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Auth(auth): Auth,
+    HtmlForm(form): HtmlForm<ProfileForm>,
+) -> AppResult<Response> {
+    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
+    let user = auth.user.clone();
+    let (name, language) = (form.display_name.clone(), form.language.clone());
+    match state
+        .db()
+        .run(move |c| rules::update_profile(c, &user, &name, &language))
+        .await
+    {
+        Ok(_) => Ok(Redirect::to("/settings?saved=1").into_response()),
+        Err(e @ Error::Invalid { .. }) => {
+            let values = FormState::new()
+                .with_value("display_name", form.display_name)
+                .with_value("language", form.language);
+            let form = form_error(page.lang, &e, values);
+            let response =
+                settings_view(&state, page, auth.user, Some(form), FormState::new(), None, false).await?;
+            Ok(with_status(response, StatusCode::UNPROCESSABLE_ENTITY))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenForm {
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn token_submit(
+    State(state): State<AppState>,
+    page: Page,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Auth(auth): Auth,
+    HtmlForm(form): HtmlForm<TokenForm>,
+) -> AppResult<Response> {
+    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
+    let (id, name) = (auth.user.id, form.name.clone());
+    match state.db().run(move |c| rules::create_token(c, id, &name)).await {
+        // Shown on this response only: the plain token is never stored.
+        Ok((_, plain)) => {
+            settings_view(
+                &state,
+                page,
+                auth.user,
+                None,
+                FormState::new(),
+                Some(plain),
+                false,
+            )
+            .await
+        }
+        Err(e @ Error::Invalid { .. }) => {
+            let token_form = form_error(page.lang, &e, FormState::new().with_value("name", form.name));
+            let response = settings_view(&state, page, auth.user, None, token_form, None, false).await?;
+            Ok(with_status(response, StatusCode::UNPROCESSABLE_ENTITY))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn token_revoke(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Auth(auth): Auth,
+    Path(id): Path<i64>,
+    HtmlForm(form): HtmlForm<CsrfOnly>,
+) -> AppResult<Response> {
+    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
+    let user_id = auth.user.id;
+    state
+        .db()
+        .run(move |c| rules::revoke_token(c, user_id, id))
+        .await?;
+    Ok(Redirect::to("/settings?saved=1").into_response())
 }
 
 #[cfg(test)]

@@ -105,21 +105,19 @@ pub fn validate_local_name(field: &'static str, raw: &str) -> Result<String> {
     let name = raw.trim().to_lowercase();
     let len = name.chars().count();
     if !(3..=30).contains(&len) {
-        return Err(Error::invalid(field, "The name must be 3 to 30 characters long."));
+        return Err(Error::invalid(field, "invalid-name-length"));
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     {
-        return Err(Error::invalid(
-            field,
-            "The name may contain only the letters a–z, digits and the underscore.",
-        ));
+        return Err(Error::invalid(field, "invalid-name-chars"));
     }
     if RESERVED_NAMES.contains(&name.as_str()) {
-        return Err(Error::invalid(
+        return Err(Error::invalid_with(
             field,
-            format!("The name \"{name}\" is reserved; choose another one."),
+            "invalid-name-reserved",
+            vec![("name", name)],
         ));
     }
     Ok(name)
@@ -128,22 +126,21 @@ pub fn validate_local_name(field: &'static str, raw: &str) -> Result<String> {
 pub fn validate_password(password: &str, username: &str) -> Result<()> {
     let len = password.chars().count();
     if len < MIN_PASSWORD_CHARS {
-        return Err(Error::invalid(
+        return Err(Error::invalid_with(
             "password",
-            format!("The password must be at least {MIN_PASSWORD_CHARS} characters long."),
+            "invalid-password-short",
+            vec![("min", MIN_PASSWORD_CHARS.to_string())],
         ));
     }
     if len > MAX_PASSWORD_CHARS {
-        return Err(Error::invalid(
+        return Err(Error::invalid_with(
             "password",
-            format!("The password must be at most {MAX_PASSWORD_CHARS} characters long."),
+            "invalid-password-long",
+            vec![("max", MAX_PASSWORD_CHARS.to_string())],
         ));
     }
     if password.trim().to_lowercase() == username.trim().to_lowercase() {
-        return Err(Error::invalid(
-            "password",
-            "The password must not be the same as the user name.",
-        ));
+        return Err(Error::invalid("password", "invalid-password-username"));
     }
     Ok(())
 }
@@ -164,10 +161,7 @@ pub fn validate_email(raw: &str) -> Result<String> {
     if valid {
         Ok(email.to_owned())
     } else {
-        Err(Error::invalid(
-            "email",
-            "Enter an e-mail address such as name@example.org.",
-        ))
+        Err(Error::invalid("email", "invalid-email"))
     }
 }
 
@@ -177,16 +171,10 @@ pub fn validate_display_name(raw: &str, fallback: &str) -> Result<String> {
         return Ok(fallback.to_owned());
     }
     if name.chars().count() > 100 {
-        return Err(Error::invalid(
-            "display_name",
-            "The display name must be at most 100 characters long.",
-        ));
+        return Err(Error::invalid("display_name", "invalid-display-name-long"));
     }
     if name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "display_name",
-            "The display name must not contain control characters.",
-        ));
+        return Err(Error::invalid("display_name", "invalid-display-name-control"));
     }
     Ok(name.to_owned())
 }
@@ -266,10 +254,7 @@ pub fn set_role(conn: &mut DbConn, name: &str, role: Role) -> Result<User> {
     write_tx(conn, |conn| {
         let user = find_user(conn, name)?;
         if user.is_admin() && role != Role::Admin && User::count_admins(conn)? <= 1 {
-            return Err(Error::invalid(
-                "role",
-                "This is the last administrator; make someone else admin first.",
-            ));
+            return Err(Error::invalid("role", "invalid-last-admin-role"));
         }
         User::set_role(conn, user.id, role)?;
         find_user(conn, name)
@@ -281,10 +266,7 @@ pub fn disable(conn: &mut DbConn, name: &str) -> Result<User> {
     write_tx(conn, |conn| {
         let user = find_user(conn, name)?;
         if user.is_admin() && user.status() == Status::Active && User::count_admins(conn)? <= 1 {
-            return Err(Error::invalid(
-                "user",
-                "This is the last administrator and cannot be disabled.",
-            ));
+            return Err(Error::invalid("user", "invalid-last-admin-disable"));
         }
         User::set_status(conn, user.id, Status::Disabled)?;
         delete_user_sessions(conn, user.id)?;
@@ -297,6 +279,36 @@ pub fn activate(conn: &mut DbConn, name: &str) -> Result<User> {
     let user = find_user(conn, name)?;
     User::set_status(conn, user.id, Status::Active)?;
     find_user(conn, name)
+}
+
+/// Stores the user's language (`None`: follow the browser).
+pub fn set_language(conn: &mut DbConn, user_id: i64, lang: Option<&str>) -> Result<()> {
+    diesel::update(users::table.find(user_id))
+        .set((users::language.eq(lang), users::updated_at.eq(crate::db::now())))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Updates display name and language from the settings form.
+pub fn update_profile(conn: &mut DbConn, user: &User, display_name: &str, language: &str) -> Result<User> {
+    let display_name = validate_display_name(display_name, &user.username)?;
+    let language = match language.trim() {
+        "" => None,
+        code => Some(
+            crate::web::i18n::Lang::parse(code)
+                .filter(|l| l.code() == code)
+                .ok_or_else(|| Error::invalid("language", "invalid-language"))?
+                .code(),
+        ),
+    };
+    diesel::update(users::table.find(user.id))
+        .set((
+            users::display_name.eq(&display_name),
+            users::language.eq(language),
+            users::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)?;
+    User::find(conn, user.id)?.ok_or_else(|| Error::UserNotFound(user.username.clone()))
 }
 
 /// Replaces the password (already hashed) and ends every session of the user.
@@ -330,10 +342,7 @@ pub const TOKEN_PREFIX: &str = "agora_";
 pub fn validate_token_name(raw: &str) -> Result<String> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "name",
-            "Give the token a name of 1 to 60 characters, e.g. \"laptop\".",
-        ));
+        return Err(Error::invalid("name", "invalid-token-name"));
     }
     Ok(name.to_owned())
 }

@@ -105,13 +105,10 @@ pub async fn login(db: &Db, username: &str, password: String, ip: IpAddr) -> Res
 pub async fn change_password(db: &Db, user: &User, current: String, new: String) -> Result<()> {
     let stored = user.password_hash.clone();
     if !blocking(move || password::verify(&current, &stored)).await? {
-        return Err(Error::invalid(
-            "current_password",
-            "The current password is wrong.",
-        ));
+        return Err(Error::invalid("current_password", "invalid-current-password"));
     }
     rules::validate_password(&new, &user.username).map_err(|e| match e {
-        Error::Invalid { message, .. } => Error::invalid("new_password", message),
+        Error::Invalid { key, args, .. } => Error::invalid_with("new_password", key, args),
         other => other,
     })?;
     let hash = hash_password(new).await?;

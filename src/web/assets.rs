@@ -29,7 +29,19 @@ macro_rules! asset {
     };
 }
 
-static ASSETS: &[Asset] = &[asset!("agora.css", "text/css; charset=utf-8")];
+static ASSETS: &[Asset] = &[
+    asset!("agora.css", "text/css; charset=utf-8"),
+    asset!("vendor/kern/kern.min.css", "text/css; charset=utf-8"),
+    asset!("vendor/kern/fonts/fira-sans.css", "text/css; charset=utf-8"),
+    asset!("vendor/kern/fonts/fira-sans/FiraSans-Regular.woff2", "font/woff2"),
+    asset!("vendor/kern/fonts/fira-sans/FiraSans-Italic.woff2", "font/woff2"),
+    asset!("vendor/kern/fonts/fira-sans/FiraSans-Medium.woff2", "font/woff2"),
+    asset!(
+        "vendor/kern/fonts/fira-sans/FiraSans-SemiBold.woff2",
+        "font/woff2"
+    ),
+    asset!("vendor/kern/fonts/fira-sans/FiraSans-Bold.woff2", "font/woff2"),
+];
 
 static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
     ASSETS

@@ -4,6 +4,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 
 pub const SESSION: &str = "agora_session";
 pub const CSRF: &str = "agora_csrf";
+/// The language an anonymous visitor chose (logged-in users have it on their account).
+pub const LANG: &str = "agora_lang";
 
 /// The value of cookie `name` from the request, if present and non-empty.
 pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -79,11 +79,7 @@ impl CsrfToken {
 }
 
 fn forbidden() -> AppError {
-    AppError::new(
-        axum::http::StatusCode::FORBIDDEN,
-        "csrf_failed",
-        "The form has expired or came from another site. Reload the page and submit it again.",
-    )
+    AppError::new(axum::http::StatusCode::FORBIDDEN, "csrf_failed", "error-csrf")
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

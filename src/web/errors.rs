@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::Page;
+use super::{Page, i18n};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -17,7 +17,23 @@ use crate::state::AppState;
 struct ErrorTemplate {
     page: Page,
     status: u16,
+    heading: String,
     message: String,
+}
+
+/// The page heading for an error status, in the page's language.
+fn heading_key(status: u16) -> &'static str {
+    match status {
+        400 | 413 | 415 | 422 => "error-heading-bad-request",
+        401 => "error-heading-401",
+        403 => "error-heading-403",
+        404 => "error-heading-404",
+        405 => "error-heading-bad-request",
+        410 => "error-heading-410",
+        429 => "error-heading-429",
+        s if s >= 500 => "error-heading-500",
+        _ => "error-heading-other",
+    }
 }
 
 /// Whether the client is a browser expecting a page rather than an API client.
@@ -41,7 +57,15 @@ fn content_type_is(response: &Response, prefix: &str) -> bool {
 
 pub async fn render_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let html = wants_html(req.uri().path(), req.headers());
-    let instance_name = state.config().instance.name.clone();
+    // Decided before the handler runs and without the database: an error page must render even
+    // when the database is what failed.
+    let lang = super::request_lang(req.headers(), None);
+    let path = req.uri().path().to_owned();
+    let is_get = req.method() == axum::http::Method::GET;
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |pq| pq.as_str().to_owned());
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -52,18 +76,26 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
         if content_type_is(&response, "text/html") {
             return response;
         }
+        // A browser that is not logged in is sent to the login page and brought back afterwards.
+        if status == axum::http::StatusCode::UNAUTHORIZED && is_get {
+            let next: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+            return axum::response::Redirect::to(&format!("/login?next={next}")).into_response();
+        }
         let error = error.unwrap_or_else(|| AppError::from_status(status));
-        // The page's user menu is left out here: resolving the session again for an error page
-        // would repeat the request's database work, possibly the very thing that failed.
+        // The user menu is left out: resolving the session again would repeat the request's
+        // database work, possibly the very thing that failed.
         let page = Page {
-            instance_name,
+            lang,
+            instance: state.instance_cached(),
             user: None,
             csrf: String::new(),
+            path,
         };
         let template = ErrorTemplate {
-            page,
+            heading: i18n::translate(lang, heading_key(status.as_u16()), &[]),
+            message: error.localized(lang),
             status: status.as_u16(),
-            message: error.message.clone(),
+            page,
         };
         let mut page_response = super::render(&template);
         *page_response.status_mut() = status;

@@ -16,24 +16,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(AppError::bad_request(
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(AppError::with_args(
+                StatusCode::BAD_REQUEST,
                 "malformed_json",
-                format!(
-                    "The request body is not valid JSON: {}.",
-                    e.body_text().trim_end_matches('.')
-                ),
+                "error-malformed-json",
+                vec![("detail", e.body_text().trim_end_matches('.').to_owned())],
             )),
-            Err(JsonRejection::JsonDataError(e)) => Err(AppError::bad_request(
+            Err(JsonRejection::JsonDataError(e)) => Err(AppError::with_args(
+                StatusCode::BAD_REQUEST,
                 "invalid_json",
-                format!(
-                    "The JSON body does not have the expected fields: {}.",
-                    inner_text(&e.body_text())
-                ),
+                "error-invalid-json",
+                vec![("detail", inner_text(&e.body_text()))],
             )),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(AppError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "Send the body as JSON with the header Content-Type: application/json.",
+                "error-json-content-type",
             )),
             Err(e) => Err(AppError::from_status(e.status())),
         }
@@ -51,10 +49,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for HtmlForm<T> {
             Ok(axum::Form(v)) => Ok(Self(v)),
             Err(
                 FormRejection::FailedToDeserializeForm(_) | FormRejection::FailedToDeserializeFormBody(_),
-            ) => Err(AppError::bad_request(
-                "invalid_form",
-                "The form was incomplete. Reload the page and try again.",
-            )),
+            ) => Err(AppError::bad_request("invalid_form", "error-invalid-form")),
             Err(e) => Err(AppError::from_status(e.status())),
         }
     }

@@ -1,5 +1,6 @@
-//! The web UI shell: layout, page context, static assets, error pages, and the home page.
-//! Features render their own pages with [`Page`] and templates in their own folders.
+//! The web UI shell: layout (KERN design system), page context, translations, static assets,
+//! error pages, language choice and the home page. Features render their own pages with [`Page`]
+//! and templates in their own folders; see docs/architecture.md ("Adding a page").
 
 pub mod assets;
 pub mod client_ip;
@@ -7,21 +8,33 @@ pub mod cookies;
 pub mod csrf;
 pub mod errors;
 pub mod extract;
+pub mod form;
+pub mod i18n;
 pub mod security;
+
+use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
 
+use self::i18n::Lang;
 use crate::accounts::auth::MaybeAuth;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
+use crate::instance::InstanceSettings;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/", get(home)).merge(assets::routes())
+    Router::new()
+        .route("/", get(home))
+        .route("/language", post(set_language))
+        .merge(assets::routes())
 }
 
 /// The signed-in user as pages show them.
@@ -32,13 +45,24 @@ pub struct UserSummary {
     pub is_admin: bool,
 }
 
-/// What every page's layout needs: instance name, the user, and the CSRF token for its forms
-/// (the logout button is a form on every page).
+/// What every page's layout needs: language, instance, user, the CSRF token for its forms (the
+/// logout button is a form on every page) and the current path (for `aria-current`).
 #[derive(Debug, Clone)]
 pub struct Page {
-    pub instance_name: String,
+    pub lang: Lang,
+    pub instance: Arc<InstanceSettings>,
     pub user: Option<UserSummary>,
     pub csrf: String,
+    pub path: String,
+}
+
+/// The language for a request without looking at the database (error pages, anonymous users).
+pub fn request_lang(headers: &HeaderMap, user_pref: Option<&str>) -> Lang {
+    i18n::negotiate(
+        user_pref,
+        cookies::get(headers, cookies::LANG).as_deref(),
+        headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+    )
 }
 
 impl FromRequestParts<AppState> for Page {
@@ -47,15 +71,59 @@ impl FromRequestParts<AppState> for Page {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let MaybeAuth(auth) = MaybeAuth::from_request_parts(parts, state).await?;
         let csrf = csrf::CsrfToken::from_request_parts(parts, state).await?;
+        let lang = request_lang(
+            &parts.headers,
+            auth.as_ref().and_then(|a| a.user.language.as_deref()),
+        );
         Ok(Self {
-            instance_name: state.config().instance.name.clone(),
+            lang,
+            instance: state.instance().await,
             user: auth.map(|a| UserSummary {
                 is_admin: a.user.is_admin(),
                 username: a.user.username,
                 display_name: a.user.display_name,
             }),
             csrf: csrf.0,
+            path: parts.uri.path().to_owned(),
         })
+    }
+}
+
+impl Page {
+    /// The translation of `key`.
+    pub fn t(&self, key: &str) -> String {
+        i18n::translate(self.lang, key, &[])
+    }
+
+    /// The translation of `key` with one `{ $name }` placeable.
+    pub fn t1(&self, key: &str, name: &str, value: &str) -> String {
+        i18n::translate(self.lang, key, &[(name, value)])
+    }
+
+    pub fn date(&self, dt: &chrono::NaiveDateTime) -> String {
+        i18n::format_datetime(self.lang, *dt)
+    }
+
+    pub fn number(&self, n: &i64) -> String {
+        i18n::format_number(self.lang, *n)
+    }
+
+    /// `aria-current="page"` for the navigation link of the current section.
+    pub fn current(&self, prefix: &str) -> &'static str {
+        let here = if prefix == "/" {
+            self.path == "/"
+        } else {
+            self.path.starts_with(prefix)
+        };
+        if here { "page" } else { "false" }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.is_admin)
+    }
+
+    pub fn languages(&self) -> [Lang; 2] {
+        Lang::ALL
     }
 }
 
@@ -67,18 +135,80 @@ pub fn render(template: &impl Template) -> Response {
     }
 }
 
+/// Sends a user who still has a one-time password to the password page before anything else.
+/// The API enforces the same through the `Auth` extractor.
+pub async fn require_password_change(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let exempt = req.method() != Method::GET
+        || path.starts_with("/api/")
+        || path.starts_with("/static/")
+        || matches!(path, "/settings/password" | "/healthz" | "/readyz");
+    if exempt {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let must_change = matches!(
+        MaybeAuth::from_request_parts(&mut parts, &state).await,
+        Ok(MaybeAuth(Some(a))) if a.user.must_change_password
+    );
+    if must_change {
+        return Redirect::to("/settings/password").into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
 #[derive(Template)]
 #[template(path = "web/templates/home.html")]
 struct HomeTemplate {
     page: Page,
-    description: String,
     registration_open: bool,
 }
 
-async fn home(page: Page, axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+async fn home(page: Page) -> Response {
+    let registration_open = page.instance.registration != crate::config::Registration::Closed;
     render(&HomeTemplate {
         page,
-        description: state.config().instance.description.clone(),
-        registration_open: state.config().registration != crate::config::Registration::Closed,
+        registration_open,
     })
+}
+
+#[derive(Debug, Deserialize)]
+struct LanguageForm {
+    csrf: String,
+    lang: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// Chooses the language: stored on the account when logged in, else in a cookie.
+async fn set_language(
+    State(state): State<AppState>,
+    MaybeAuth(auth): MaybeAuth,
+    csrf: csrf::CsrfToken,
+    headers: HeaderMap,
+    extract::HtmlForm(form): extract::HtmlForm<LanguageForm>,
+) -> AppResult<Response> {
+    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
+    let Some(lang) = Lang::parse(&form.lang) else {
+        return Err(AppError::bad_request("invalid_language", "invalid-language"));
+    };
+    if let Some(a) = auth {
+        let id = a.user.id;
+        state
+            .db()
+            .run(move |c| crate::accounts::rules::set_language(c, id, Some(lang.code())))
+            .await?;
+    }
+    let back = crate::accounts::routes::safe_next(Some(&form.back));
+    let mut response = Redirect::to(&back).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::set(
+            cookies::LANG,
+            lang.code(),
+            Some(365 * 24 * 3600),
+            state.config().is_https(),
+        ),
+    );
+    Ok(response)
 }

@@ -73,8 +73,22 @@ async fn errors_are_json_for_clients_and_pages_for_browsers(b: Backend) {
     );
     let html = page.text().await.unwrap();
     assert!(
-        html.contains("<h1>Error 404</h1>") && html.contains("<main"),
+        html.contains(">Seite nicht gefunden</h1>") && html.contains("<main"),
         "{html}"
+    );
+    let en = c
+        .get(srv.at("/no/such/page"))
+        .header("accept", "text/html")
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        en.contains("<html lang=\"en\">") && en.contains(">Page not found</h1>"),
+        "{en}"
     );
 
     // Routing errors from axum itself are rewritten as well.
@@ -153,7 +167,7 @@ async fn home_page_says_what_the_instance_is(b: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("<h1>Stadt Beispiel</h1>"));
+    assert!(html.contains(">Stadt Beispiel</h1>"), "{html}");
     assert!(html.contains("Digitale Projekte"));
     assert!(html.contains("href=\"/login\""));
     assert_eq!(html.matches("<h1").count(), 1);

@@ -14,3 +14,4 @@ mod cli;
 mod config_files;
 mod db;
 mod http;
+mod web;

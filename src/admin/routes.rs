@@ -1,0 +1,339 @@
+//! `/admin` pages. Every handler takes the [`Admin`] extractor, so non-admins get 403 and
+//! anonymous visitors 401 before anything runs.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::accounts::auth::Admin;
+use crate::accounts::model::{Role, Status, User};
+use crate::accounts::{Error, password, rules};
+use crate::error::AppResult;
+use crate::instance::rules::{self as instance_rules, SettingsForm};
+use crate::state::AppState;
+use crate::web::csrf::CsrfToken;
+use crate::web::extract::HtmlForm;
+use crate::web::form::FormState;
+use crate::web::i18n;
+use crate::web::{Page, render};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(users_page))
+        .route("/admin/users/new", get(new_user_page).post(new_user_submit))
+        .route("/admin/users/{name}/role", post(set_role))
+        .route("/admin/users/{name}/disable", post(disable))
+        .route("/admin/users/{name}/approve", post(approve))
+        .route("/admin/settings", get(settings_page).post(settings_submit))
+}
+
+/// One row of the user table.
+pub struct UserRow {
+    pub user: User,
+    pub role: Role,
+    pub status: Status,
+}
+
+#[derive(Template)]
+#[template(path = "admin/templates/users.html")]
+struct UsersTemplate {
+    page: Page,
+    query: String,
+    pending: Vec<UserRow>,
+    users: Vec<UserRow>,
+    roles: [Role; 3],
+    notice: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UsersQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    done: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+async fn users_page(
+    State(state): State<AppState>,
+    page: Page,
+    _admin: Admin,
+    Query(q): Query<UsersQuery>,
+) -> AppResult<Response> {
+    let term = q.q.clone();
+    let users = state
+        .db()
+        .run(move |c| User::list(c, Some(&term), 500).map_err(Error::from))
+        .await?;
+    let rows: Vec<UserRow> = users
+        .into_iter()
+        .map(|u| UserRow {
+            role: u.role(),
+            status: u.status(),
+            user: u,
+        })
+        .collect();
+    let (pending, users): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.status == Status::Pending);
+    let notice = match (q.done.as_deref(), q.error.as_deref()) {
+        (_, Some("last_admin")) => Some(page.t("invalid-last-admin-role")),
+        (Some(_), _) => Some(page.t("admin-saved")),
+        _ => None,
+    };
+    Ok(render(&UsersTemplate {
+        page,
+        query: q.q,
+        pending,
+        users,
+        roles: Role::ALL,
+        notice,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RoleForm {
+    csrf: String,
+    role: String,
+}
+
+/// After an action, back to the list; the last-admin refusal is reported there.
+fn back(result: Result<User, Error>) -> AppResult<Response> {
+    match result {
+        Ok(_) => Ok(Redirect::to("/admin?done=1").into_response()),
+        Err(Error::Invalid {
+            key: "invalid-last-admin-role" | "invalid-last-admin-disable",
+            ..
+        }) => Ok(Redirect::to("/admin?error=last_admin").into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    _admin: Admin,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    HtmlForm(form): HtmlForm<RoleForm>,
+) -> AppResult<Response> {
+    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
+    let role = Role::parse(&form.role).ok_or_else(|| Error::invalid("role", "invalid-role"))?;
+    back(state.db().run(move |c| rules::set_role(c, &name, role)).await)
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    _admin: Admin,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    HtmlForm(form): HtmlForm<CsrfOnly>,
+) -> AppResult<Response> {
+    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
+    back(state.db().run(move |c| rules::disable(c, &name)).await)
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    _admin: Admin,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    HtmlForm(form): HtmlForm<CsrfOnly>,
+) -> AppResult<Response> {
+    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
+    back(state.db().run(move |c| rules::activate(c, &name)).await)
+}
+
+#[derive(Template)]
+#[template(path = "admin/templates/new_user.html")]
+struct NewUserTemplate {
+    page: Page,
+    form: FormState,
+    roles: [Role; 3],
+    created: Option<(String, String)>,
+}
+
+async fn new_user_page(page: Page, _admin: Admin) -> Response {
+    let form = FormState::new().with_value("role", "member");
+    render(&NewUserTemplate {
+        page,
+        form,
+        roles: Role::ALL,
+        created: None,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct NewUserForm {
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// Validates the new account; the password is a one-time password shown once to the admin.
+fn new_account(form: &NewUserForm, hash: String) -> Result<rules::AccountInput, Error> {
+    let username = rules::validate_local_name("username", &form.username)?;
+    Ok(rules::AccountInput {
+        email: rules::validate_email(&form.email)?,
+        display_name: rules::validate_display_name(&form.display_name, &username)?,
+        username,
+        password_hash: hash,
+        role: Role::parse(&form.role).ok_or_else(|| Error::invalid("role", "invalid-role"))?,
+        status: Status::Active,
+        must_change_password: true,
+    })
+}
+
+async fn new_user_submit(
+    State(state): State<AppState>,
+    page: Page,
+    _admin: Admin,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<NewUserForm>,
+) -> AppResult<Response> {
+    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
+    let otp = password::one_time();
+    let hash = crate::accounts::service::hash_password(otp.clone()).await?;
+    let result = match new_account(&form, hash) {
+        Ok(input) => state.db().run(move |c| rules::create_user(c, &input)).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(user) => {
+            let form = FormState::new().with_value("role", "member");
+            let created = Some((user.username, otp));
+            Ok(render(&NewUserTemplate {
+                page,
+                form,
+                roles: Role::ALL,
+                created,
+            }))
+        }
+        Err(e @ (Error::Invalid { .. } | Error::NameTaken(_))) => {
+            let mut values = FormState::new()
+                .with_value("username", form.username.trim())
+                .with_value("display_name", form.display_name.trim())
+                .with_value("email", form.email.trim())
+                .with_value("role", form.role.clone());
+            let (key, args) = e.message_key();
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let text = i18n::translate(page.lang, key, &args);
+            match &e {
+                Error::Invalid { field, .. } => values.push_error(field, text),
+                _ => values.push_error("username", text),
+            }
+            let mut response = render(&NewUserTemplate {
+                page,
+                form: values,
+                roles: Role::ALL,
+                created: None,
+            });
+            *response.status_mut() = if matches!(e, Error::NameTaken(_)) {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            Ok(response)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/templates/settings.html")]
+struct InstanceSettingsTemplate {
+    page: Page,
+    values: SettingsForm,
+    /// (field, label key, hint key, current text) of the multi-line fields.
+    text_fields: Vec<(&'static str, &'static str, &'static str, String)>,
+    form: FormState,
+    saved: bool,
+}
+
+impl InstanceSettingsTemplate {
+    fn new(page: Page, values: SettingsForm, form: FormState, saved: bool) -> Self {
+        let text_fields = vec![
+            (
+                "description",
+                "admin-instance-description",
+                "hint-instance-description",
+                values.description.clone(),
+            ),
+            ("imprint", "admin-imprint", "hint-imprint", values.imprint.clone()),
+            ("privacy", "admin-privacy", "hint-privacy", values.privacy.clone()),
+        ];
+        Self {
+            page,
+            values,
+            text_fields,
+            form,
+            saved,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SavedQuery {
+    saved: Option<String>,
+}
+
+async fn settings_page(page: Page, _admin: Admin, Query(q): Query<SavedQuery>) -> Response {
+    let values = instance_rules::form_from(&page.instance);
+    render(&InstanceSettingsTemplate::new(
+        page,
+        values,
+        FormState::new(),
+        q.saved.is_some(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct SettingsSubmit {
+    csrf: String,
+    #[serde(flatten)]
+    values: SettingsForm,
+}
+
+async fn settings_submit(
+    State(state): State<AppState>,
+    page: Page,
+    _admin: Admin,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<SettingsSubmit>,
+) -> AppResult<Response> {
+    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
+    match instance_rules::validate(&form.values) {
+        Ok(values) => {
+            state.db().run(move |c| instance_rules::save(c, &values)).await?;
+            state.invalidate_instance();
+            Ok(Redirect::to("/admin/settings?saved=1").into_response())
+        }
+        Err(problems) => {
+            let mut errors = FormState::new();
+            for (field, key) in problems.0 {
+                errors.error(page.lang, field, key, &[]);
+            }
+            let mut response = render(&InstanceSettingsTemplate::new(page, form.values, errors, false));
+            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(response)
+        }
+    }
+}
