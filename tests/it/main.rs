@@ -10,6 +10,7 @@
 mod support;
 
 mod accounts;
+mod browser;
 mod cli;
 mod config_files;
 mod db;
