@@ -37,6 +37,8 @@ pub struct InstanceSettings {
     pub accent_color: Option<String>,
     /// Show KERN's Kopfzeile marking an official site of the German public administration.
     pub official_site: bool,
+    /// Whether an active admin exists; a fresh instance tells its first visitor how to create one.
+    pub has_admin: bool,
 }
 
 impl InstanceSettings {
@@ -50,12 +52,14 @@ impl InstanceSettings {
             registration: config.registration,
             accent_color: None,
             official_site: true,
+            has_admin: true,
         }
     }
 
     /// Config values overridden by the admin's changes stored in the database.
     pub fn load(conn: &mut DbConn, config: &Config) -> Result<Self, db::Error> {
         let mut s = Self::from_config(config);
+        s.has_admin = crate::accounts::model::User::count_admins(conn)? > 0;
         for (key, value) in settings::all(conn)? {
             match key.as_str() {
                 keys::NAME if !value.trim().is_empty() => s.name = value,

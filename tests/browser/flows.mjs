@@ -185,7 +185,12 @@ const me = await fetch(base + "/api/v1/me", { headers: { authorization: `Bearer 
 check(me.status === 200, `the new token works (${me.status})`);
 await goto(u.page, "/settings", "settings-token-listed");
 check(!(await u.page.textContent("main")).includes(token), "the token is not shown again");
-await Promise.all([u.page.waitForNavigation(), u.page.click("form[action^='/settings/tokens/'] button[type=submit]")]);
+// With JavaScript the revoke asks for confirmation in a KERN dialog.
+await u.page.click("form[action^='/settings/tokens/'] button[type=submit]");
+await u.page.waitForSelector("#confirm-dialog[open]");
+check((await u.page.textContent("#confirm-dialog-text")).includes("browser token"), "the dialog names the token");
+await audit(u.page, "confirm-dialog");
+await Promise.all([u.page.waitForNavigation(), u.page.click("#confirm-dialog button[value=ok]")]);
 const revoked = await fetch(base + "/api/v1/me", { headers: { authorization: `Bearer ${token}` } });
 check(revoked.status === 401, `the revoked token fails (${revoked.status})`);
 check((await u.page.textContent("main")).includes("You have no API tokens yet"), "token list is empty");

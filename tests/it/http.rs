@@ -170,6 +170,10 @@ async fn home_page_says_what_the_instance_is(b: Backend) {
     assert!(html.contains(">Stadt Beispiel</h1>"), "{html}");
     assert!(html.contains("Digitale Projekte"));
     assert!(html.contains("href=\"/login\""));
+    assert!(
+        html.contains("agora user create NAME --email"),
+        "a fresh instance says how to create the admin"
+    );
     assert_eq!(html.matches("<h1").count(), 1);
 }
 

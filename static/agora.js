@@ -1,0 +1,25 @@
+// Progressive enhancement only: every page works without this file.
+// Forms marked data-confirm ask for confirmation in KERN's dialog before a destructive action.
+(function () {
+  "use strict";
+  var dialog = document.getElementById("confirm-dialog");
+  if (!dialog || typeof dialog.showModal !== "function") return;
+  var text = document.getElementById("confirm-dialog-text");
+  var pending = null;
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.dataset.confirm || form.dataset.confirmed === "yes") return;
+    event.preventDefault();
+    pending = form;
+    text.textContent = form.dataset.confirm;
+    dialog.showModal();
+  }, true);
+  dialog.addEventListener("close", function () {
+    var form = pending;
+    pending = null;
+    if (form && dialog.returnValue === "ok") {
+      form.dataset.confirmed = "yes";
+      form.requestSubmit();
+    }
+  });
+})();
