@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,8 @@ use super::{Error, rules, service};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::client_ip::ClientIp;
-use crate::web::csrf::CsrfToken;
-use crate::web::extract::{ApiJson, HtmlForm};
+use crate::web::csrf::{CsrfForm, NoFields};
+use crate::web::extract::ApiJson;
 use crate::web::form::FormState;
 use crate::web::i18n::{self, Lang};
 use crate::web::{Page, cookies, render};
@@ -198,7 +198,7 @@ async fn revoke_token(
 
 /// Turns an account error into the form's state: a field error next to its field, anything else
 /// as an alert above the form.
-fn form_error(lang: Lang, e: &Error, mut form: FormState) -> FormState {
+pub(crate) fn form_error(lang: Lang, e: &Error, mut form: FormState) -> FormState {
     let (key, args) = e.message_key();
     let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let text = i18n::translate(lang, key, &args);
@@ -269,7 +269,6 @@ async fn login_page(page: Page, Query(q): Query<NextQuery>) -> Response {
 
 #[derive(Debug, Deserialize)]
 struct LoginForm {
-    csrf: String,
     username: String,
     password: String,
     #[serde(default)]
@@ -279,12 +278,9 @@ struct LoginForm {
 async fn login_submit(
     State(state): State<AppState>,
     page: Page,
-    csrf: CsrfToken,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    HtmlForm(form): HtmlForm<LoginForm>,
+    CsrfForm(form): CsrfForm<LoginForm>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     let next = safe_next(form.next.as_deref());
     let user = match service::login(state.db(), &form.username, form.password, ip).await {
         Ok(user) => user,
@@ -329,19 +325,11 @@ async fn login_submit(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
-struct CsrfOnly {
-    csrf: String,
-}
-
 async fn logout(
     State(state): State<AppState>,
     MaybeAuth(auth): MaybeAuth,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    HtmlForm(form): HtmlForm<CsrfOnly>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     if let Some(Credential::Session(session)) = auth.map(|a| a.credential) {
         state
             .db()
@@ -377,7 +365,6 @@ async fn register_page(page: Page) -> Response {
 
 #[derive(Debug, Deserialize)]
 struct RegisterForm {
-    csrf: String,
     #[serde(flatten)]
     account: service::RegistrationForm,
 }
@@ -385,11 +372,8 @@ struct RegisterForm {
 async fn register_submit(
     State(state): State<AppState>,
     page: Page,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    HtmlForm(form): HtmlForm<RegisterForm>,
+    CsrfForm(form): CsrfForm<RegisterForm>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     let values = FormState::new()
         .with_value("username", form.account.username.trim())
         .with_value("display_name", form.account.display_name.trim())
@@ -462,7 +446,6 @@ async fn password_page(
 
 #[derive(Debug, Deserialize)]
 struct PasswordForm {
-    csrf: String,
     current_password: String,
     new_password: String,
 }
@@ -470,12 +453,9 @@ struct PasswordForm {
 async fn password_submit(
     State(state): State<AppState>,
     page: Page,
-    csrf: CsrfToken,
-    headers: HeaderMap,
     AuthAllowingPasswordChange(auth): AuthAllowingPasswordChange,
-    HtmlForm(form): HtmlForm<PasswordForm>,
+    CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     match service::change_password(state.db(), &auth.user, form.current_password, form.new_password).await {
         Ok(()) => {}
         Err(e @ (Error::Hash(_) | Error::Db(_))) => return Err(e.into()),
@@ -578,7 +558,6 @@ async fn settings_page(
 
 #[derive(Debug, Deserialize)]
 struct ProfileForm {
-    csrf: String,
     #[serde(default)]
     display_name: String,
     #[serde(default)]
@@ -588,12 +567,9 @@ struct ProfileForm {
 async fn profile_submit(
     State(state): State<AppState>,
     page: Page,
-    csrf: CsrfToken,
-    headers: HeaderMap,
     Auth(auth): Auth,
-    HtmlForm(form): HtmlForm<ProfileForm>,
+    CsrfForm(form): CsrfForm<ProfileForm>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     let user = auth.user.clone();
     let (name, language) = (form.display_name.clone(), form.language.clone());
     match state
@@ -617,7 +593,6 @@ async fn profile_submit(
 
 #[derive(Debug, Deserialize)]
 struct TokenForm {
-    csrf: String,
     #[serde(default)]
     name: String,
 }
@@ -625,12 +600,9 @@ struct TokenForm {
 async fn token_submit(
     State(state): State<AppState>,
     page: Page,
-    csrf: CsrfToken,
-    headers: HeaderMap,
     Auth(auth): Auth,
-    HtmlForm(form): HtmlForm<TokenForm>,
+    CsrfForm(form): CsrfForm<TokenForm>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     let (id, name) = (auth.user.id, form.name.clone());
     match state.db().run(move |c| rules::create_token(c, id, &name)).await {
         // Shown on this response only: the plain token is never stored.
@@ -657,13 +629,10 @@ async fn token_submit(
 
 async fn token_revoke(
     State(state): State<AppState>,
-    csrf: CsrfToken,
-    headers: HeaderMap,
     Auth(auth): Auth,
     Path(id): Path<i64>,
-    HtmlForm(form): HtmlForm<CsrfOnly>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     let user_id = auth.user.id;
     state
         .db()

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -15,10 +15,8 @@ use crate::accounts::{Error, password, rules};
 use crate::error::AppResult;
 use crate::instance::rules::{self as instance_rules, SettingsForm};
 use crate::state::AppState;
-use crate::web::csrf::CsrfToken;
-use crate::web::extract::HtmlForm;
+use crate::web::csrf::{CsrfForm, NoFields};
 use crate::web::form::FormState;
-use crate::web::i18n;
 use crate::web::{Page, render};
 
 pub fn routes() -> Router<AppState> {
@@ -26,8 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(users_page))
         .route("/admin/users/new", get(new_user_page).post(new_user_submit))
         .route("/admin/users/{name}/role", post(set_role))
-        .route("/admin/users/{name}/disable", post(disable))
-        .route("/admin/users/{name}/approve", post(approve))
+        .route("/admin/users/{name}/{action}", post(account_action))
         .route("/admin/settings", get(settings_page).post(settings_submit))
 }
 
@@ -95,13 +92,7 @@ async fn users_page(
 }
 
 #[derive(Debug, Deserialize)]
-struct CsrfOnly {
-    csrf: String,
-}
-
-#[derive(Debug, Deserialize)]
 struct RoleForm {
-    csrf: String,
     role: String,
 }
 
@@ -120,38 +111,26 @@ fn back(result: Result<User, Error>) -> AppResult<Response> {
 async fn set_role(
     State(state): State<AppState>,
     _admin: Admin,
-    csrf: CsrfToken,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    HtmlForm(form): HtmlForm<RoleForm>,
+    CsrfForm(form): CsrfForm<RoleForm>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     let role = Role::parse(&form.role).ok_or_else(|| Error::invalid("role", "invalid-role"))?;
     back(state.db().run(move |c| rules::set_role(c, &name, role)).await)
 }
 
-async fn disable(
+/// `disable` or `approve` (which also re-enables a disabled account).
+async fn account_action(
     State(state): State<AppState>,
     _admin: Admin,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    HtmlForm(form): HtmlForm<CsrfOnly>,
+    Path((name, action)): Path<(String, String)>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
-    back(state.db().run(move |c| rules::disable(c, &name)).await)
-}
-
-async fn approve(
-    State(state): State<AppState>,
-    _admin: Admin,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    HtmlForm(form): HtmlForm<CsrfOnly>,
-) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
-    back(state.db().run(move |c| rules::activate(c, &name)).await)
+    let result = match action.as_str() {
+        "disable" => state.db().run(move |c| rules::disable(c, &name)).await,
+        "approve" => state.db().run(move |c| rules::activate(c, &name)).await,
+        _ => return Err(crate::error::AppError::not_found()),
+    };
+    back(result)
 }
 
 #[derive(Template)]
@@ -175,7 +154,6 @@ async fn new_user_page(page: Page, _admin: Admin) -> Response {
 
 #[derive(Debug, Deserialize)]
 struct NewUserForm {
-    csrf: String,
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -204,11 +182,8 @@ async fn new_user_submit(
     State(state): State<AppState>,
     page: Page,
     _admin: Admin,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    HtmlForm(form): HtmlForm<NewUserForm>,
+    CsrfForm(form): CsrfForm<NewUserForm>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     let otp = password::one_time();
     let hash = crate::accounts::service::hash_password(otp.clone()).await?;
     let result = match new_account(&form, hash) {
@@ -227,18 +202,12 @@ async fn new_user_submit(
             }))
         }
         Err(e @ (Error::Invalid { .. } | Error::NameTaken(_))) => {
-            let mut values = FormState::new()
+            let values = FormState::new()
                 .with_value("username", form.username.trim())
                 .with_value("display_name", form.display_name.trim())
                 .with_value("email", form.email.trim())
                 .with_value("role", form.role.clone());
-            let (key, args) = e.message_key();
-            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let text = i18n::translate(page.lang, key, &args);
-            match &e {
-                Error::Invalid { field, .. } => values.push_error(field, text),
-                _ => values.push_error("username", text),
-            }
+            let values = crate::accounts::routes::form_error(page.lang, &e, values);
             let mut response = render(&NewUserTemplate {
                 page,
                 form: values,
@@ -306,7 +275,6 @@ async fn settings_page(page: Page, _admin: Admin, Query(q): Query<SavedQuery>) -
 
 #[derive(Debug, Deserialize)]
 struct SettingsSubmit {
-    csrf: String,
     #[serde(flatten)]
     values: SettingsForm,
 }
@@ -315,11 +283,8 @@ async fn settings_submit(
     State(state): State<AppState>,
     page: Page,
     _admin: Admin,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    HtmlForm(form): HtmlForm<SettingsSubmit>,
+    CsrfForm(form): CsrfForm<SettingsSubmit>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     match instance_rules::validate(&form.values) {
         Ok(values) => {
             state.db().run(move |c| instance_rules::save(c, &values)).await?;

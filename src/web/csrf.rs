@@ -3,7 +3,7 @@
 //! Additionally a cross-site `Origin` header is refused outright. The session cookie is also
 //! SameSite=Lax, so this is defence in depth.
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
@@ -75,6 +75,40 @@ impl CsrfToken {
         } else {
             Err(forbidden())
         }
+    }
+}
+
+/// A form body whose CSRF token (field `csrf`) and origin have been checked: the one extractor
+/// every form handler uses, so no handler can forget the check.
+pub struct CsrfForm<T>(pub T);
+
+/// For forms whose only field is the CSRF token (a logout or delete button).
+#[derive(Debug, serde::Deserialize)]
+pub struct NoFields {}
+
+#[derive(serde::Deserialize)]
+struct WithCsrf<T> {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    inner: T,
+}
+
+impl<T> FromRequest<AppState> for CsrfForm<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let expected = CsrfToken::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let req = Request::from_parts(parts, body);
+        let super::extract::HtmlForm(form) =
+            super::extract::HtmlForm::<WithCsrf<T>>::from_request(req, state).await?;
+        expected.verify(&form.csrf, &headers, &state.config().public_url)?;
+        Ok(Self(form.inner))
     }
 }
 

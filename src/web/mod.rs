@@ -19,6 +19,8 @@ use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
+
+use self::csrf::CsrfForm;
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -174,7 +176,6 @@ async fn home(page: Page) -> Response {
 
 #[derive(Debug, Deserialize)]
 struct LanguageForm {
-    csrf: String,
     lang: String,
     #[serde(default)]
     back: String,
@@ -184,11 +185,8 @@ struct LanguageForm {
 async fn set_language(
     State(state): State<AppState>,
     MaybeAuth(auth): MaybeAuth,
-    csrf: csrf::CsrfToken,
-    headers: HeaderMap,
-    extract::HtmlForm(form): extract::HtmlForm<LanguageForm>,
+    CsrfForm(form): CsrfForm<LanguageForm>,
 ) -> AppResult<Response> {
-    csrf.verify(&form.csrf, &headers, &state.config().public_url)?;
     let Some(lang) = Lang::parse(&form.lang) else {
         return Err(AppError::bad_request("invalid_language", "invalid-language"));
     };
