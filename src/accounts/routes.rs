@@ -322,7 +322,19 @@ async fn login_submit(
     response
         .headers_mut()
         .append(header::SET_COOKIE, session_cookie(&state, &cookie));
+    if let Some(lang) = user.language.as_deref() {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, lang_cookie(&state, lang));
+    }
     Ok(response)
+}
+
+/// The language cookie mirrors the account's setting, so pages rendered without looking up the
+/// session (error pages) are in the user's language too.
+fn lang_cookie(state: &AppState, lang: &str) -> axum::http::HeaderValue {
+    let age = if lang.is_empty() { 0 } else { 365 * 24 * 3600 };
+    cookies::set(cookies::LANG, lang, Some(age), state.config().is_https())
 }
 
 async fn logout(
@@ -577,7 +589,14 @@ async fn profile_submit(
         .run(move |c| rules::update_profile(c, &user, &name, &language))
         .await
     {
-        Ok(_) => Ok(Redirect::to("/settings?saved=1").into_response()),
+        Ok(user) => {
+            let mut response = Redirect::to("/settings?saved=1").into_response();
+            let lang = user.language.as_deref().unwrap_or_default();
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, lang_cookie(&state, lang));
+            Ok(response)
+        }
         Err(e @ Error::Invalid { .. }) => {
             let values = FormState::new()
                 .with_value("display_name", form.display_name)

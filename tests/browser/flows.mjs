@@ -130,6 +130,17 @@ const otp = (await a.page.textContent("#one-time-password"))?.trim();
 check(otp && otp.length === 16, `one-time password shown (${otp})`);
 await audit(a.page, "admin-user-created");
 await goto(a.page, "/admin/settings", "admin-settings");
+// The admin pages in English too (footer language switch), for the screenshots and axe.
+await a.page.selectOption("#footer-lang", "en");
+await Promise.all([a.page.waitForNavigation(), a.page.click("form[action='/language'] button[type=submit]")]);
+check((await a.page.getAttribute("html", "lang")) === "en", "footer switch changes the language");
+for (const [path, name] of [["/admin", "admin-users"], ["/admin/users/new", "admin-new-user"], ["/admin/settings", "admin-settings"]]) {
+  await goto(a.page, path, name);
+}
+const anonEn = await newSession("en-GB");
+for (const [path, name] of [["/", "home-anonymous"], ["/login", "login"], ["/register", "register"]]) {
+  await goto(anonEn.page, path, name);
+}
 
 // 3. A wrong password shows the error next to the field.
 const u = await newSession("de-DE");

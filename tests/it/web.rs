@@ -122,6 +122,15 @@ async fn language_follows_setting_cookie_and_accept_language(b: Backend) {
         page.contains("<html lang=\"de\">") && page.contains("Einstellungen"),
         "{page}"
     );
+    // Error pages (rendered without the session) follow the account's language via its cookie.
+    let missing = c
+        .get(srv.at("/nope"))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    let missing = missing.text().await.unwrap();
+    assert!(missing.contains("Seite nicht gefunden"), "{missing}");
     let bad = c
         .post(srv.at("/language"))
         .form(&[
