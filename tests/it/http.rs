@@ -38,6 +38,17 @@ async fn security_headers_and_request_id(b: Backend) {
     assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
     assert!(h.contains_key("referrer-policy"));
     assert_eq!(h.get("x-request-id").unwrap().len(), 16);
+    let gz = reqwest::Client::new()
+        .get(srv.at("/static/vendor/kern/kern.min.css"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        gz.headers().get("content-encoding").map(|v| v.to_str().unwrap()),
+        Some("gzip"),
+        "responses are compressed"
+    );
     // Error responses carry them too.
     let res = reqwest::Client::new()
         .get(srv.at("/missing"))
