@@ -164,7 +164,17 @@ fn open_conn(config: &Config) -> Result<DbConn, Failure> {
     crate::db::connect_single(&config.database_url).map_err(|e| db_failure(config, &e))
 }
 
+/// For the user and token commands: the database must exist already. Creating an empty one here
+/// would turn a typo in `database_url` into a silently empty instance.
 fn open_migrated(config: &Config) -> Result<DbConn, Failure> {
+    if let crate::config::DatabaseUrl::Sqlite(path) = &config.database_url
+        && !path.exists()
+    {
+        return Err(Failure(format!(
+            "There is no database at {}. Start the server once (agora serve) or run agora migrate, or check `database_url`.",
+            path.display()
+        )));
+    }
     let mut conn = open_conn(config)?;
     crate::db::migrate(&mut conn, &config.database_url)?;
     Ok(conn)
@@ -201,8 +211,12 @@ fn serve(config: Config) -> Result<(), Failure> {
             let mut conn = db.get()?;
             crate::worker::schedule_recurring(&mut conn)?;
             if User::count_admins(&mut conn)? == 0 {
+                // The full path, so the line can be pasted as is from a source checkout too.
+                let exe = std::env::current_exe()
+                    .ok()
+                    .map_or_else(|| "agora".to_owned(), |p| p.display().to_string());
                 tracing::warn!(
-                    "No admin account exists yet. Create one with: agora user create NAME --email you@example.org --role admin"
+                    "No admin account exists yet. Create one with: {exe} user create NAME --email you@example.org --role admin"
                 );
             }
             Ok(db)
@@ -216,11 +230,21 @@ fn serve(config: Config) -> Result<(), Failure> {
         let bound = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
         tracing::info!(
             listen = %bound,
-            public_url = %config.public_url,
             database = db.url().backend_name(),
             "Agora is running; open {}",
             config.public_url
         );
+        // Behind a proxy the ports differ by design; on a local setup it means links will break.
+        if let Ok(addr) = listener.local_addr()
+            && crate::config::is_local_http(&config.public_url)
+            && config.public_url.port_or_known_default() != Some(addr.port())
+            && !addr.ip().is_unspecified()
+        {
+            tracing::warn!(
+                "public_url is {} but the server listens on {addr}: links, cookies and federation ids use public_url; set AGORA_PUBLIC_URL if that is not where people reach this instance",
+                config.public_url
+            );
+        }
         let state = crate::state::AppState::new(config, db);
         crate::app::serve_on(listener, state, shutdown).await?;
         Ok(())
@@ -298,7 +322,7 @@ fn user(conn: &mut DbConn, cmd: UserCommand) -> Result<(), Failure> {
         UserCommand::ResetPassword { name } => {
             let user = rules::find_user(conn, &name)?;
             let plain = password::one_time();
-            rules::replace_password(conn, user.id, &password::hash(&plain)?, true)?;
+            rules::replace_password(conn, user.id, &password::hash(&plain)?, true, true)?;
             writeln!(out, "{plain}")?;
         }
     }

@@ -321,8 +321,13 @@ impl Config {
             Some(p) => read_file(p)?,
             None => RawValues::new(),
         };
-        apply_env(&mut values, std::env::vars())?;
-        Self::from_values(&values)
+        // Report environment and validation problems together, one sentence each.
+        let env_problems = apply_env(&mut values, std::env::vars()).err();
+        match (env_problems, Self::from_values(&values)) {
+            (None, result) => result,
+            (Some(e), Ok(_)) => Err(e),
+            (Some(a), Err(b)) => Err(Error::Many(vec![a, b])),
+        }
     }
 
     /// Validates raw values (file and environment already merged) into a `Config`.
@@ -460,25 +465,23 @@ impl Config {
         );
         let proxies: Vec<String> = self.trusted_proxies.iter().map(ToString::to_string).collect();
         line("http.trusted_proxies", list(&proxies));
+        // Unset keys are printed as comments, so the output stays valid TOML.
         match &self.smtp {
             Some(s) => {
                 line("smtp.host", q(&s.host));
                 line("smtp.port", s.port.to_string());
-                line(
-                    "smtp.username",
-                    s.username.as_deref().map_or_else(|| "# unset".into(), q),
-                );
-                line(
-                    "smtp.password",
-                    if s.password.is_some() {
-                        q("********")
-                    } else {
-                        "# unset".into()
-                    },
-                );
+                match &s.username {
+                    Some(u) => line("smtp.username", q(u)),
+                    None => out_comment(&mut line, "smtp.username"),
+                }
+                if s.password.is_some() {
+                    line("smtp.password", q("********"));
+                } else {
+                    out_comment(&mut line, "smtp.password");
+                }
                 line("smtp.from", q(&s.from));
             }
-            None => line("smtp.host", "# unset (no e-mail is sent)".into()),
+            None => out_comment(&mut line, "smtp.host"),
         }
         line(
             "log.format",
@@ -491,7 +494,13 @@ impl Config {
     }
 }
 
-fn is_local_http(u: &Url) -> bool {
+/// Writes `# key is unset` through the line printer (which appends " = value").
+fn out_comment(line: &mut impl FnMut(&str, String), key: &str) {
+    line(&format!("# {key}"), "(unset)".to_owned());
+}
+
+/// Whether the URL is plain http on localhost or a loopback address (a development setup).
+pub fn is_local_http(u: &Url) -> bool {
     if u.scheme() != "http" {
         return false;
     }
@@ -520,9 +529,18 @@ pub fn read_file(path: &Path) -> Result<RawValues, Error> {
 
 /// Parses TOML text into dotted keys (see [`read_file`]).
 pub fn parse_toml(text: &str) -> Result<RawValues, Error> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Syntax {
-        path: PathBuf::new(),
-        message: e.message().to_owned(),
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let message = match line {
+            Some(line) => format!("line {line}: {}.", e.message().trim_end_matches('.')),
+            None => format!("{}.", e.message().trim_end_matches('.')),
+        };
+        Error::Syntax {
+            path: PathBuf::new(),
+            message,
+        }
     })?;
     let mut out = RawValues::new();
     let mut errors = Vec::new();
@@ -965,8 +983,13 @@ mod tests {
             "{printed}"
         );
         assert!(printed.contains("smtp.password = \"********\""), "{printed}");
+        assert!(printed.contains("# smtp.username = (unset)"), "{printed}");
+        assert!(
+            parse_toml(&printed).is_ok(),
+            "print-config output is valid TOML: {printed}"
+        );
         // What print-config prints parses back into the same keys.
-        for line in printed.lines().filter(|l| !l.contains("# unset")) {
+        for line in printed.lines().filter(|l| !l.starts_with('#')) {
             let (k, _) = line.split_once(" = ").unwrap();
             assert!(key(k).is_some(), "{k}");
         }

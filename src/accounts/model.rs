@@ -6,6 +6,11 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::db::DbConn;
+
+diesel::define_sql_function! {
+    /// SQL `lower()`, the same name on both backends (ASCII-only on SQLite).
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
 use crate::db::schema::{api_tokens, local_names, login_failures, sessions, users};
 
 /// Instance-wide role. Group roles (lead, moderator, …) are separate and live with the groups.
@@ -108,20 +113,34 @@ impl User {
             .optional()
     }
 
-    /// Lists users by name; `query` filters on name, display name or e-mail.
+    /// Lists users by name; `query` filters on name, display name or e-mail, ignoring case.
     pub fn list(conn: &mut DbConn, query: Option<&str>, limit: i64) -> QueryResult<Vec<Self>> {
         let mut q = users::table
             .select(Self::as_select())
             .order(users::username)
             .limit(limit)
             .into_boxed();
-        if let Some(term) = query.map(str::trim).filter(|t| !t.is_empty()) {
-            let pattern = format!("%{}%", term.replace(['%', '_'], ""));
+        let term: String = query
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(100)
+            .collect();
+        if !term.is_empty() {
+            // LIKE wildcards in the term are matched literally (user names contain `_`).
+            let escaped = term
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = format!("%{escaped}%");
             q = q.filter(
-                users::username
+                lower(users::username)
                     .like(pattern.clone())
-                    .or(users::display_name.like(pattern.clone()))
-                    .or(users::email.like(pattern)),
+                    .escape('\\')
+                    .or(lower(users::display_name).like(pattern.clone()).escape('\\'))
+                    .or(lower(users::email).like(pattern).escape('\\')),
             );
         }
         q.load(conn)
@@ -240,7 +259,9 @@ pub struct ApiToken {
     pub name: String,
     #[serde(skip)]
     pub token_hash: String,
+    #[serde(serialize_with = "crate::db::utc::serialize")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::db::utc::option::serialize")]
     pub last_used_at: Option<NaiveDateTime>,
 }
 

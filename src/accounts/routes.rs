@@ -53,6 +53,7 @@ pub struct AccountView {
     pub status: super::Status,
     pub must_change_password: bool,
     pub language: Option<String>,
+    #[serde(with = "crate::db::utc")]
     pub created_at: chrono::NaiveDateTime,
 }
 
@@ -140,10 +141,11 @@ struct PasswordChange {
 
 async fn api_change_password(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AuthAllowingPasswordChange(auth): AuthAllowingPasswordChange,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> AppResult<StatusCode> {
-    service::change_password(state.db(), &auth.user, req.current_password, req.new_password).await?;
+    service::change_password(state.db(), &auth.user, req.current_password, req.new_password, ip).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -250,8 +252,20 @@ struct NextQuery {
 
 /// Only local paths are accepted as a redirect target, never another site.
 pub fn safe_next(next: Option<&str>) -> String {
+    // Browsers drop tabs and newlines from URLs, so "/\t/evil.example" would become
+    // "//evil.example": refuse every control and space character, not only a leading "//".
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && n.len() <= 2048
+                && !n
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '\\') =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -465,10 +479,19 @@ struct PasswordForm {
 async fn password_submit(
     State(state): State<AppState>,
     page: Page,
+    ClientIp(ip): ClientIp,
     AuthAllowingPasswordChange(auth): AuthAllowingPasswordChange,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> AppResult<Response> {
-    match service::change_password(state.db(), &auth.user, form.current_password, form.new_password).await {
+    match service::change_password(
+        state.db(),
+        &auth.user,
+        form.current_password,
+        form.new_password,
+        ip,
+    )
+    .await
+    {
         Ok(()) => {}
         Err(e @ (Error::Hash(_) | Error::Db(_))) => return Err(e.into()),
         Err(e) => {
@@ -671,5 +694,9 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\n")), "/");
+        assert_eq!(safe_next(Some("/ /evil")), "/");
+        assert_eq!(safe_next(Some("/admin?q=a%20b")), "/admin?q=a%20b");
     }
 }

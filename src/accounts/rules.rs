@@ -102,6 +102,10 @@ pub const MAX_PASSWORD_CHARS: usize = 256;
 /// Normalises and checks a local name (user or group): 3–30 characters of `a-z`, `0-9`, `_`,
 /// stored lower-case, not reserved.
 pub fn validate_local_name(field: &'static str, raw: &str) -> Result<String> {
+    // Checked before lowercasing: some non-ASCII letters (the Kelvin sign) lowercase to ASCII.
+    if !raw.trim().is_ascii() {
+        return Err(Error::invalid(field, "invalid-name-chars"));
+    }
     let name = raw.trim().to_lowercase();
     let len = name.chars().count();
     if !(3..=30).contains(&len) {
@@ -139,6 +143,9 @@ pub fn validate_password(password: &str, username: &str) -> Result<()> {
             vec![("max", MAX_PASSWORD_CHARS.to_string())],
         ));
     }
+    if password.trim().is_empty() {
+        return Err(Error::invalid("password", "invalid-password-blank"));
+    }
     if password.trim().to_lowercase() == username.trim().to_lowercase() {
         return Err(Error::invalid("password", "invalid-password-username"));
     }
@@ -150,7 +157,7 @@ pub fn validate_email(raw: &str) -> Result<String> {
     let valid = email.len() <= 254
         && !email
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+            .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c) || "<>,;\"".contains(c))
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && !domain.contains('@')
@@ -165,8 +172,17 @@ pub fn validate_email(raw: &str) -> Result<String> {
     }
 }
 
+/// Invisible formatting characters (zero-width spaces and joiners, bidirectional overrides, BOM,
+/// soft hyphen): they let one name look like another, so names and addresses refuse them.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 pub fn validate_display_name(raw: &str, fallback: &str) -> Result<String> {
     let name = raw.trim();
+    if name.chars().any(is_invisible) {
+        return Err(Error::invalid("display_name", "invalid-display-name-invisible"));
+    }
     if name.is_empty() {
         return Ok(fallback.to_owned());
     }
@@ -239,13 +255,32 @@ pub fn ensure_active(user: &User) -> Result<()> {
     }
 }
 
-/// Refuses a login attempt when the account or the address has failed too often recently.
-pub fn check_login_limits(conn: &mut DbConn, username: &str, ip: &str, now: NaiveDateTime) -> Result<()> {
-    let (by_user, by_ip) = model::failures_since(conn, username, ip, now - FAILURE_WINDOW)?;
-    if by_user >= MAX_FAILURES_PER_ACCOUNT || by_ip >= MAX_FAILURES_PER_IP {
-        return Err(Error::TooManyAttempts);
-    }
-    Ok(())
+/// Refuses a login attempt when the account or the address has failed too often recently;
+/// otherwise records the attempt as a failure (cleared again on success) and returns the user.
+/// On PostgreSQL advisory locks on the name and the address serialise concurrent attempts; on
+/// SQLite the `BEGIN IMMEDIATE` of [`write_tx`] does.
+pub fn begin_login_attempt(
+    conn: &mut DbConn,
+    username: &str,
+    ip: &str,
+    now: NaiveDateTime,
+) -> Result<Option<User>> {
+    write_tx(conn, |conn| {
+        if let DbConn::Pg(c) = conn {
+            diesel::sql_query(
+                "SELECT pg_advisory_xact_lock(hashtext($1)), pg_advisory_xact_lock(hashtext($2))",
+            )
+            .bind::<diesel::sql_types::Text, _>(format!("login-user:{username}"))
+            .bind::<diesel::sql_types::Text, _>(format!("login-ip:{ip}"))
+            .execute(c)?;
+        }
+        let (by_user, by_ip) = model::failures_since(conn, username, ip, now - FAILURE_WINDOW)?;
+        if by_user >= MAX_FAILURES_PER_ACCOUNT || by_ip >= MAX_FAILURES_PER_IP {
+            return Err(Error::TooManyAttempts);
+        }
+        model::record_failure(conn, username, ip, now)?;
+        Ok(User::by_username(conn, username)?)
+    })
 }
 
 /// Changes the role, refusing to demote the last active admin (nobody could administer the
@@ -311,11 +346,22 @@ pub fn update_profile(conn: &mut DbConn, user: &User, display_name: &str, langua
     User::find(conn, user.id)?.ok_or_else(|| Error::UserNotFound(user.username.clone()))
 }
 
-/// Replaces the password (already hashed) and ends every session of the user.
-pub fn replace_password(conn: &mut DbConn, user_id: i64, hash: &str, must_change: bool) -> Result<()> {
+/// Replaces the password (already hashed) and ends every session of the user. `revoke_tokens`
+/// also deletes the API tokens: after an admin's reset, and when a one-time password is replaced
+/// (tokens made with it were made by whoever knew it).
+pub fn replace_password(
+    conn: &mut DbConn,
+    user_id: i64,
+    hash: &str,
+    must_change: bool,
+    revoke_tokens: bool,
+) -> Result<()> {
     write_tx(conn, |conn| {
         User::set_password(conn, user_id, hash, must_change)?;
         delete_user_sessions(conn, user_id)?;
+        if revoke_tokens {
+            diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user_id))).execute(conn)?;
+        }
         Ok(())
     })
 }
@@ -486,6 +532,10 @@ mod tests {
             );
         }
         assert!(validate_local_name("username", &"x".repeat(30)).is_ok());
+        assert!(
+            validate_local_name("username", "K\u{212A}elvin").is_err(),
+            "Kelvin sign is not a k"
+        );
     }
 
     #[test]
@@ -533,5 +583,9 @@ mod tests {
         assert_eq!(validate_display_name("  ", "alice").unwrap(), "alice");
         assert_eq!(validate_display_name(" Alice A. ", "alice").unwrap(), "Alice A.");
         assert!(validate_display_name(&"x".repeat(101), "a").is_err());
+        assert!(validate_display_name("\u{200B}\u{200B}", "a").is_err());
+        assert!(validate_display_name("Ann\u{202E}nimda", "a").is_err());
+        assert!(validate_email("a@b.example\u{200B}").is_err());
+        assert!(validate_password("          ", "alice").is_err());
     }
 }

@@ -63,18 +63,29 @@ pub async fn register(db: &Db, mode: Registration, form: RegistrationForm) -> Re
     db.run(move |c| rules::create_user(c, &input)).await
 }
 
-/// Checks a login. Limits are checked before the password, so a locked account answers 429 even
-/// for the right password: otherwise the limit would still let an attacker tell right from wrong.
+/// The form of a user name used for lookups and for counting failures: bounded and free of
+/// characters no user name can contain, so hostile input cannot reach the database as is.
+pub fn login_key(username: &str) -> String {
+    username
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// Checks a login. The attempt is counted as a failure *before* the password is checked, in the
+/// same serialised transaction as the limit check, so parallel guesses cannot overtake the limit;
+/// a success then clears it. A locked account answers 429 even for the right password: otherwise
+/// the limit would still let an attacker tell right from wrong.
 pub async fn login(db: &Db, username: &str, password: String, ip: IpAddr) -> Result<User> {
-    let name = username.trim().to_lowercase();
+    let name = login_key(username);
     let ip = ip.to_string();
     let now = crate::db::now();
     let (n, i) = (name.clone(), ip.clone());
     let user = db
-        .run(move |c| {
-            rules::check_login_limits(c, &n, &i, now)?;
-            User::by_username(c, &n).map_err(Error::from)
-        })
+        .run(move |c| rules::begin_login_attempt(c, &n, &i, now))
         .await?;
     let too_long = password.chars().count() > rules::MAX_PASSWORD_CHARS;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -87,8 +98,6 @@ pub async fn login(db: &Db, username: &str, password: String, ip: IpAddr) -> Res
     })
     .await?;
     let Some(user) = user.filter(|_| ok) else {
-        db.run(move |c| model::record_failure(c, &name, &ip, now).map_err(Error::from))
-            .await?;
         return Err(Error::WrongCredentials);
     };
     rules::ensure_active(&user)?;
@@ -101,18 +110,31 @@ pub async fn login(db: &Db, username: &str, password: String, ip: IpAddr) -> Res
     Ok(user)
 }
 
-/// Changes a user's own password after checking the current one. Ends the user's other sessions.
-pub async fn change_password(db: &Db, user: &User, current: String, new: String) -> Result<()> {
+/// Changes a user's own password after checking the current one (counted like a login attempt,
+/// so it cannot be used to guess passwords). Ends the user's sessions; replacing a one-time
+/// password also revokes the API tokens.
+pub async fn change_password(db: &Db, user: &User, current: String, new: String, ip: IpAddr) -> Result<()> {
+    let (name, ip) = (user.username.clone(), ip.to_string());
+    let now = crate::db::now();
+    let (n, i) = (name.clone(), ip.clone());
+    db.run(move |c| rules::begin_login_attempt(c, &n, &i, now))
+        .await?;
     let stored = user.password_hash.clone();
-    if !blocking(move || password::verify(&current, &stored)).await? {
+    let current_copy = current.clone();
+    if !blocking(move || password::verify(&current_copy, &stored)).await? {
         return Err(Error::invalid("current_password", "invalid-current-password"));
+    }
+    db.run(move |c| model::clear_failures(c, &name).map_err(Error::from))
+        .await?;
+    if new == current {
+        return Err(Error::invalid("new_password", "invalid-new-password-same"));
     }
     rules::validate_password(&new, &user.username).map_err(|e| match e {
         Error::Invalid { key, args, .. } => Error::invalid_with("new_password", key, args),
         other => other,
     })?;
     let hash = hash_password(new).await?;
-    let id = user.id;
-    db.run(move |c| rules::replace_password(c, id, &hash, false))
+    let (id, forced) = (user.id, user.must_change_password);
+    db.run(move |c| rules::replace_password(c, id, &hash, false, forced))
         .await
 }

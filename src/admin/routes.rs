@@ -287,7 +287,11 @@ async fn settings_submit(
 ) -> AppResult<Response> {
     match instance_rules::validate(&form.values) {
         Ok(values) => {
-            state.db().run(move |c| instance_rules::save(c, &values)).await?;
+            let defaults = crate::instance::InstanceSettings::from_config(state.config());
+            state
+                .db()
+                .run(move |c| instance_rules::save(c, &values, &defaults))
+                .await?;
             state.invalidate_instance();
             Ok(Redirect::to("/admin/settings?saved=1").into_response())
         }

@@ -151,7 +151,9 @@ impl Db {
         let manager = Manager::new(url.clone());
         // Probe once ourselves: r2d2's build() would retry for its whole timeout and then report
         // only "timed out", hiding the real cause (wrong host, bad password, unwritable file).
-        manager.establish().map_err(|e| Error::Connect(e.to_string()))?;
+        manager
+            .establish()
+            .map_err(|e| Error::Connect(one_line(&e.to_string())))?;
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
             .min_idle(Some(1))
@@ -206,7 +208,12 @@ pub fn connect_single(url: &DatabaseUrl) -> Result<DbConn, Error> {
     prepare_sqlite_dir(url)?;
     Manager::new(url.clone())
         .establish()
-        .map_err(|e| Error::Connect(e.to_string()))
+        .map_err(|e| Error::Connect(one_line(&e.to_string())))
+}
+
+/// libpq\'s messages span several lines with tabs; errors we print are one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn prepare_sqlite_dir(url: &DatabaseUrl) -> Result<(), Error> {
@@ -347,6 +354,26 @@ impl MicroPrecision for chrono::NaiveDateTime {
         use chrono::Timelike;
         let micros = self.nanosecond() / 1_000 * 1_000;
         self.with_nanosecond(micros).unwrap_or(self)
+    }
+}
+
+/// Serde helpers that write stored (UTC) timestamps as RFC 3339 with a `Z`, as APIs expect.
+pub mod utc {
+    use chrono::NaiveDateTime;
+
+    pub fn serialize<S: serde::Serializer>(dt: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&dt.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    }
+
+    pub mod option {
+        use chrono::NaiveDateTime;
+
+        pub fn serialize<S: serde::Serializer>(dt: &Option<NaiveDateTime>, s: S) -> Result<S::Ok, S::Error> {
+            match dt {
+                Some(dt) => super::serialize(dt, s),
+                None => s.serialize_none(),
+            }
+        }
     }
 }
 

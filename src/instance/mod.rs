@@ -51,7 +51,8 @@ impl InstanceSettings {
             privacy: String::new(),
             registration: config.registration,
             accent_color: None,
-            official_site: true,
+            // Only a public body may claim to be an official site; the admin opts in.
+            official_site: false,
             has_admin: true,
         }
     }

@@ -106,21 +106,47 @@ pub fn validate(form: &SettingsForm) -> Result<Vec<(&'static str, String)>, Prob
         return Err(problems);
     }
     Ok(vec![
-        (keys::NAME, name.to_owned()),
-        (keys::DESCRIPTION, form.description.trim().to_owned()),
-        (keys::IMPRINT, form.imprint.trim().replace("\r\n", "\n")),
-        (keys::PRIVACY, form.privacy.trim().replace("\r\n", "\n")),
+        (keys::NAME, clean(name)),
+        (keys::DESCRIPTION, clean(&form.description)),
+        (keys::IMPRINT, clean(&form.imprint)),
+        (keys::PRIVACY, clean(&form.privacy)),
         (keys::REGISTRATION, registration.as_str().to_owned()),
         (keys::ACCENT_COLOR, accent.to_ascii_lowercase()),
         (keys::OFFICIAL_SITE, form.official_site.is_some().to_string()),
     ])
 }
 
-/// Stores validated settings in one transaction.
-pub fn save(conn: &mut DbConn, values: &[(&'static str, String)]) -> Result<(), crate::db::Error> {
+/// Trimmed, with Windows line ends normalised and control characters other than newlines and
+/// tabs removed (PostgreSQL refuses NUL in text).
+fn clean(text: &str) -> String {
+    text.trim()
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}
+
+/// Stores validated settings in one transaction. A value equal to what the config file (or the
+/// environment) gives is removed rather than stored, so that field keeps following the config.
+pub fn save(
+    conn: &mut DbConn,
+    values: &[(&'static str, String)],
+    config: &InstanceSettings,
+) -> Result<(), crate::db::Error> {
     write_tx(conn, |conn| {
         for (key, value) in values {
-            settings::put(conn, key, value)?;
+            let from_config = match *key {
+                keys::NAME => config.name.clone(),
+                keys::DESCRIPTION => config.description.clone(),
+                keys::REGISTRATION => config.registration.as_str().to_owned(),
+                keys::OFFICIAL_SITE => config.official_site.to_string(),
+                _ => String::new(),
+            };
+            if *value == from_config {
+                settings::remove(conn, key)?;
+            } else {
+                settings::put(conn, key, value)?;
+            }
         }
         Ok::<_, diesel::result::Error>(())
     })?;

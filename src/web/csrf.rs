@@ -66,7 +66,7 @@ impl CsrfToken {
     ) -> Result<(), AppError> {
         if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
             && origin != "null"
-            && url::Url::parse(origin).map(|o| o.origin()).ok() != Some(public_url.origin())
+            && !same_origin(origin, headers, public_url)
         {
             return Err(forbidden());
         }
@@ -112,6 +112,25 @@ where
     }
 }
 
+/// A form is same-origin when its `Origin` is our public URL, or names the host the browser sent
+/// the request to (`Host`): the instance may be reached under another name than `public_url`,
+/// e.g. 127.0.0.1 instead of localhost, and a cross-site page can set neither header.
+fn same_origin(origin: &str, headers: &HeaderMap, public_url: &url::Url) -> bool {
+    let Ok(parsed) = url::Url::parse(origin) else {
+        return false;
+    };
+    if parsed.origin() == public_url.origin() {
+        return true;
+    }
+    let authority = origin
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.trim_end_matches('/'));
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|host| !host.is_empty() && host.eq_ignore_ascii_case(authority))
+}
+
 fn forbidden() -> AppError {
     AppError::new(axum::http::StatusCode::FORBIDDEN, "csrf_failed", "error-csrf")
 }
@@ -136,5 +155,12 @@ mod tests {
         assert!(t.verify(&"a".repeat(43), &h, &url).is_err());
         h.insert(header::ORIGIN, "https://agora.example".parse().unwrap());
         assert!(t.verify(&"a".repeat(43), &h, &url).is_ok());
+        // Reached under another address than public_url: Origin must match the Host it was sent to.
+        h.insert(header::ORIGIN, "http://127.0.0.1:18555".parse().unwrap());
+        assert!(t.verify(&"a".repeat(43), &h, &url).is_err());
+        h.insert(header::HOST, "127.0.0.1:18555".parse().unwrap());
+        assert!(t.verify(&"a".repeat(43), &h, &url).is_ok());
+        h.insert(header::HOST, "agora.example".parse().unwrap());
+        assert!(t.verify(&"a".repeat(43), &h, &url).is_err());
     }
 }

@@ -20,7 +20,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 StatusCode::BAD_REQUEST,
                 "malformed_json",
                 "error-malformed-json",
-                vec![("detail", e.body_text().trim_end_matches('.').to_owned())],
+                vec![("detail", inner_text(&e.body_text()))],
             )),
             Err(JsonRejection::JsonDataError(e)) => Err(AppError::with_args(
                 StatusCode::BAD_REQUEST,
@@ -50,6 +50,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for HtmlForm<T> {
             Err(
                 FormRejection::FailedToDeserializeForm(_) | FormRejection::FailedToDeserializeFormBody(_),
             ) => Err(AppError::bad_request("invalid_form", "error-invalid-form")),
+            Err(FormRejection::InvalidFormContentType(_)) => Err(AppError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "error-form-content-type",
+            )),
             Err(e) => Err(AppError::from_status(e.status())),
         }
     }

@@ -144,7 +144,8 @@ pub async fn require_password_change(State(state): State<AppState>, req: Request
     let exempt = req.method() != Method::GET
         || path.starts_with("/api/")
         || path.starts_with("/static/")
-        || matches!(path, "/settings/password" | "/healthz" | "/readyz");
+        // Legal pages stay reachable whatever the account's state.
+        || matches!(path, "/settings/password" | "/healthz" | "/readyz" | "/about" | "/imprint" | "/privacy");
     if exempt {
         return next.run(req).await;
     }

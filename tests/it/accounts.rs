@@ -18,6 +18,8 @@ crate::backend_tests!(
     disabled_accounts_lose_access,
     web_login_logout_with_csrf,
     token_management_api,
+    parallel_guesses_cannot_overtake_the_limit,
+    hostile_login_input_is_refused_not_crashed,
 );
 
 const PW: &str = "correct horse battery";
@@ -395,6 +397,15 @@ async fn one_time_password_forces_a_change(b: Backend) {
         .await
         .unwrap();
     assert_eq!(ok.status(), StatusCode::NO_CONTENT);
+    // Replacing a one-time password revokes the tokens made with it.
+    let old = c
+        .get(srv.at("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let token = srv.token("mallory", "a brand new password").await;
     assert_eq!(
         c.get(srv.at("/api/v1/me/tokens"))
             .bearer_auth(&token)
@@ -403,6 +414,18 @@ async fn one_time_password_forces_a_change(b: Backend) {
             .unwrap()
             .status(),
         200
+    );
+    let same = c
+        .post(srv.at("/api/v1/me/password"))
+        .bearer_auth(&token)
+        .json(&json!({ "current_password": "a brand new password", "new_password": "a brand new password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        same.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the new password must differ"
     );
     assert_eq!(
         post_token(&srv, "mallory", "one-time-pass-1").await.status(),
@@ -655,4 +678,60 @@ async fn token_management_api(b: Backend) {
         .await
         .unwrap();
     assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn parallel_guesses_cannot_overtake_the_limit(b: Backend) {
+    let Some(srv) = TestServer::start(b).await else {
+        return;
+    };
+    srv.create_user("rita", PW, Role::Member).await;
+    let attempts: Vec<_> = (0..20)
+        .map(|i| {
+            let url = srv.at("/api/v1/auth/token");
+            tokio::spawn(async move {
+                client()
+                    .post(url)
+                    .json(&json!({ "username": "rita", "password": format!("guess number {i}") }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let mut wrong = 0;
+    for a in attempts {
+        match a.await.unwrap() {
+            StatusCode::UNAUTHORIZED => wrong += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(wrong, 5, "exactly five guesses were checked, the rest refused");
+}
+
+async fn hostile_login_input_is_refused_not_crashed(b: Backend) {
+    let Some(srv) = TestServer::start(b).await else {
+        return;
+    };
+    for name in [
+        "a\u{0}b".to_owned(),
+        "x".repeat(20_000),
+        "\u{202e}admin".to_owned(),
+    ] {
+        let res = post_token(&srv, &name, "whatever password").await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            &name[..name.len().min(20)]
+        );
+    }
+    let res = client()
+        .post(srv.at("/api/v1/accounts"))
+        .json(&json!({ "username": "ok_name", "email": "a\u{0}@example.org", "password": PW }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
 }

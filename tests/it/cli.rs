@@ -159,6 +159,25 @@ fn user_commands_postgres() {
 }
 
 #[test]
+fn user_commands_refuse_a_missing_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .env_clear()
+        .current_dir(dir.path())
+        .env("AGORA_DATABASE_URL", "typo/agora.db")
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("There is no database at typo/agora.db"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.path().join("typo").exists(), "nothing was created");
+}
+
+#[test]
 fn migrate_is_quiet_and_idempotent() {
     let db = TestDb::empty(Backend::Sqlite).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -295,7 +314,8 @@ fn serve_logs_the_admin_hint_and_stops_on_sigterm() {
     let mut hint = false;
     for line in lines.by_ref() {
         let line = line.unwrap();
-        hint |= line.contains("No admin account exists yet. Create one with: agora user create NAME");
+        hint |= line.contains("No admin account exists yet. Create one with: ")
+            && line.contains("agora user create NAME --email");
         let running = line.contains("Agora is running");
         seen.push(line);
         if running {

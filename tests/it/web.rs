@@ -15,6 +15,9 @@ crate::backend_tests!(
     settings_profile_and_tokens_through_forms,
     instance_settings_change_pages,
     registration_pages_follow_the_mode,
+    redirects_stay_on_this_site,
+    forms_work_under_another_host_name,
+    admin_search_matches_underscores_and_case,
 );
 
 const PW: &str = "correct horse battery";
@@ -610,4 +613,97 @@ async fn registration_pages_follow_the_mode(b: Backend) {
         home.contains("Welcome, rosa"),
         "and keeps the visitor's language: {home}"
     );
+}
+
+async fn redirects_stay_on_this_site(b: Backend) {
+    let Some(srv) = TestServer::start(b).await else {
+        return;
+    };
+    srv.create_user("sam", PW, Role::Member).await;
+    let mut c = browser();
+    for next in [
+        "/\t/evil.example/",
+        "//evil.example",
+        "/\\evil.example",
+        "/\n",
+        "https://evil.example",
+    ] {
+        // A fresh browser each time: once logged in, forms carry the session's token.
+        c = browser();
+        let csrf = csrf_of(&c, &srv.at("/login")).await;
+        let res = c
+            .post(srv.at("/login"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("username", "sam"),
+                ("password", PW),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["location"], "/", "{next:?}");
+    }
+    let res = c
+        .get(srv.at("/login?next=/%09/evil.example/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/");
+}
+
+async fn forms_work_under_another_host_name(b: Backend) {
+    let Some(srv) = TestServer::start(b).await else {
+        return;
+    };
+    srv.create_user("tina", PW, Role::Member).await;
+    let c = browser();
+    let csrf = csrf_of(&c, &srv.at("/login")).await;
+    // The server's public_url is http://127.0.0.1:PORT; a browser that used "localhost" sends
+    // that as Host and Origin.
+    let port = srv.url.rsplit(':').next().unwrap();
+    let res = c
+        .post(srv.at("/login"))
+        .header("host", format!("localhost:{port}"))
+        .header("origin", format!("http://localhost:{port}"))
+        .form(&[("csrf", csrf.as_str()), ("username", "tina"), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = c
+        .post(srv.at("/login"))
+        .header("origin", format!("http://localhost:{port}"))
+        .form(&[("csrf", csrf.as_str()), ("username", "tina"), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "Origin matching neither public_url nor Host"
+    );
+}
+
+async fn admin_search_matches_underscores_and_case(b: Backend) {
+    let Some(srv) = TestServer::start(b).await else {
+        return;
+    };
+    srv.create_user("root_admin", PW, Role::Admin).await;
+    srv.create_user("anna_meier", PW, Role::Member).await;
+    srv.create_user("annaxmeier", PW, Role::Member).await;
+    let c = browser();
+    login(&srv, &c, "root_admin", PW).await;
+    let hit = get_text(&c, &srv.at("/admin?q=anna_meier")).await;
+    assert!(
+        hit.contains("@anna_meier") && !hit.contains("@annaxmeier"),
+        "_ is literal"
+    );
+    let upper = get_text(&c, &srv.at("/admin?q=MEIER")).await;
+    assert!(
+        upper.contains("@anna_meier") && upper.contains("@annaxmeier"),
+        "case-insensitive"
+    );
+    let res = c.get(srv.at("/admin?q=%00")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "a NUL in the search is harmless");
 }

@@ -220,3 +220,7 @@ tokens-revoke-confirm = Das Token „{ $name }“ widerrufen? Programme, die es 
 admin-disable-confirm = Das Konto { $name } sperren? Die Person wird abgemeldet und kann sich erst wieder anmelden, wenn das Konto entsperrt ist.
 home-first-run-title = Diese Instanz einrichten
 home-first-run-text = Es gibt noch keine Administration. Legen Sie auf dem Server ein Konto an mit:
+invalid-password-blank = Das Passwort darf nicht nur aus Leerzeichen bestehen.
+invalid-display-name-invisible = Der Anzeigename darf keine unsichtbaren Formatierungszeichen enthalten.
+invalid-new-password-same = Das neue Passwort muss sich vom aktuellen unterscheiden.
+error-form-content-type = Senden Sie das Formular als Webformular (application/x-www-form-urlencoded).

@@ -220,3 +220,7 @@ tokens-revoke-confirm = Revoke the token "{ $name }"? Programs using it stop wor
 admin-disable-confirm = Disable the account { $name }? The person is logged out and cannot log in until the account is enabled again.
 home-first-run-title = Set up this instance
 home-first-run-text = There is no administrator yet. On the server, create one with:
+invalid-password-blank = The password must not consist of spaces only.
+invalid-display-name-invisible = The display name must not contain invisible formatting characters.
+invalid-new-password-same = The new password must differ from the current one.
+error-form-content-type = Send the form as a web form (application/x-www-form-urlencoded).

@@ -173,20 +173,20 @@ pub fn negotiate(user: Option<&str>, cookie: Option<&str>, accept_language: Opti
     best.map_or(Lang::De, |(_, _, l)| l)
 }
 
-/// "3. Dezember 2026, 14:05" / "3 December 2026, 14:05" (times are shown in UTC until users can
-/// choose a time zone).
+/// "3. Dezember 2026, 14:05 UTC" / "3 December 2026, 14:05 UTC" (in UTC, said so, until users
+/// can choose a time zone).
 pub fn format_datetime(lang: Lang, dt: NaiveDateTime) -> String {
     let month = translate(lang, &format!("month-{}", dt.month()), &[]);
     match lang {
         Lang::De => format!(
-            "{}. {month} {}, {:02}:{:02}",
+            "{}. {month} {}, {:02}:{:02} UTC",
             dt.day(),
             dt.year(),
             dt.hour(),
             dt.minute()
         ),
         Lang::En => format!(
-            "{} {month} {}, {:02}:{:02}",
+            "{} {month} {}, {:02}:{:02} UTC",
             dt.day(),
             dt.year(),
             dt.hour(),
@@ -329,8 +329,8 @@ mod tests {
             .unwrap()
             .and_hms_opt(14, 5, 0)
             .unwrap();
-        assert_eq!(format_datetime(Lang::De, dt), "3. Dezember 2026, 14:05");
-        assert_eq!(format_datetime(Lang::En, dt), "3 December 2026, 14:05");
+        assert_eq!(format_datetime(Lang::De, dt), "3. Dezember 2026, 14:05 UTC");
+        assert_eq!(format_datetime(Lang::En, dt), "3 December 2026, 14:05 UTC");
         assert_eq!(format_number(Lang::De, 1_234_567), "1.234.567");
         assert_eq!(format_number(Lang::En, -1234), "-1,234");
         assert_eq!(format_number(Lang::En, 999), "999");
