@@ -164,18 +164,22 @@ struct NewUserForm {
     role: String,
 }
 
-/// Validates the new account; the password is a one-time password shown once to the admin.
-fn new_account(form: &NewUserForm, hash: String) -> Result<rules::AccountInput, Error> {
-    let username = rules::validate_local_name("username", &form.username)?;
-    Ok(rules::AccountInput {
-        email: rules::validate_email(&form.email)?,
-        display_name: rules::validate_display_name(&form.display_name, &username)?,
-        username,
-        password_hash: hash,
-        role: Role::parse(&form.role).ok_or_else(|| Error::invalid("role", "invalid-role"))?,
-        status: Status::Active,
-        must_change_password: true,
-    })
+/// Validates every field of the new account at once, so the form shows all problems together.
+fn new_account(form: &NewUserForm) -> Result<(String, String, String, Role), Vec<Error>> {
+    let username = rules::validate_local_name("username", &form.username);
+    let email = rules::validate_email(&form.email);
+    let display_name = rules::validate_display_name(
+        &form.display_name,
+        username.as_deref().unwrap_or(form.username.trim()),
+    );
+    let role = Role::parse(&form.role).ok_or_else(|| Error::invalid("role", "invalid-role"));
+    match (username, email, display_name, role) {
+        (Ok(u), Ok(e), Ok(d), Ok(r)) => Ok((u, e, d, r)),
+        (u, e, d, r) => Err([u.err(), e.err(), d.err(), r.err()]
+            .into_iter()
+            .flatten()
+            .collect()),
+    }
 }
 
 async fn new_user_submit(
@@ -184,13 +188,47 @@ async fn new_user_submit(
     _admin: Admin,
     CsrfForm(form): CsrfForm<NewUserForm>,
 ) -> AppResult<Response> {
-    let otp = password::one_time();
-    let hash = crate::accounts::service::hash_password(otp.clone()).await?;
-    let result = match new_account(&form, hash) {
-        Ok(input) => state.db().run(move |c| rules::create_user(c, &input)).await,
-        Err(e) => Err(e),
+    let values = FormState::new()
+        .with_value("username", form.username.trim())
+        .with_value("display_name", form.display_name.trim())
+        .with_value("email", form.email.trim())
+        .with_value("role", form.role.clone());
+    let refuse = |page: Page, errors: Vec<Error>, values: FormState| {
+        let status = if errors.iter().any(|e| matches!(e, Error::NameTaken(_))) {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        let lang = page.lang;
+        let form = errors
+            .iter()
+            .fold(values, |f, e| crate::accounts::routes::form_error(lang, e, f));
+        let mut response = render(&NewUserTemplate {
+            page,
+            form,
+            roles: Role::ALL,
+            created: None,
+        });
+        *response.status_mut() = status;
+        response
     };
-    match result {
+    let (username, email, display_name, role) = match new_account(&form) {
+        Ok(v) => v,
+        Err(errors) => return Ok(refuse(page, errors, values)),
+    };
+    // The password is a one-time password, shown once to the admin, changed at first login.
+    let otp = password::one_time();
+    let password_hash = crate::accounts::service::hash_password(otp.clone()).await?;
+    let input = rules::AccountInput {
+        username,
+        display_name,
+        email,
+        password_hash,
+        role,
+        status: Status::Active,
+        must_change_password: true,
+    };
+    match state.db().run(move |c| rules::create_user(c, &input)).await {
         Ok(user) => {
             let form = FormState::new().with_value("role", "member");
             let created = Some((user.username, otp));
@@ -201,26 +239,7 @@ async fn new_user_submit(
                 created,
             }))
         }
-        Err(e @ (Error::Invalid { .. } | Error::NameTaken(_))) => {
-            let values = FormState::new()
-                .with_value("username", form.username.trim())
-                .with_value("display_name", form.display_name.trim())
-                .with_value("email", form.email.trim())
-                .with_value("role", form.role.clone());
-            let values = crate::accounts::routes::form_error(page.lang, &e, values);
-            let mut response = render(&NewUserTemplate {
-                page,
-                form: values,
-                roles: Role::ALL,
-                created: None,
-            });
-            *response.status_mut() = if matches!(e, Error::NameTaken(_)) {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            Ok(response)
-        }
+        Err(e @ Error::NameTaken(_)) => Ok(refuse(page, vec![e], values)),
         Err(e) => Err(e.into()),
     }
 }

@@ -251,6 +251,10 @@ async fn admin_creates_user_who_must_change_password(b: Backend) {
         html.contains("aria-describedby=\"username-hint username-error\""),
         "{html}"
     );
+    assert!(
+        html.contains("id=\"email-error\""),
+        "every bad field is reported at once"
+    );
     let res = admin
         .post(srv.at("/admin/users/new"))
         .form(&[

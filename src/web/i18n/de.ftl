@@ -224,3 +224,4 @@ invalid-password-blank = Das Passwort darf nicht nur aus Leerzeichen bestehen.
 invalid-display-name-invisible = Der Anzeigename darf keine unsichtbaren Formatierungszeichen enthalten.
 invalid-new-password-same = Das neue Passwort muss sich vom aktuellen unterscheiden.
 error-form-content-type = Senden Sie das Formular als Webformular (application/x-www-form-urlencoded).
+home-coming-soon = In Vorbereitung

@@ -224,3 +224,4 @@ invalid-password-blank = The password must not consist of spaces only.
 invalid-display-name-invisible = The display name must not contain invisible formatting characters.
 invalid-new-password-same = The new password must differ from the current one.
 error-form-content-type = Send the form as a web form (application/x-www-form-urlencoded).
+home-coming-soon = Coming soon
