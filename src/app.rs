@@ -19,7 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::{accounts, admin, db, instance, web, worker};
+use crate::{accounts, admin, db, federation, instance, web, worker};
 
 /// Largest request body we read at all (ActivityPub caps documents at 1 MiB too). Routes that take
 /// uploads raise their own limit.
@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::routes::routes())
         .merge(admin::routes::routes())
         .merge(instance::routes::routes())
+        .merge(federation::routes::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { AppError::not_found() })

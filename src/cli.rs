@@ -210,6 +210,8 @@ fn serve(config: Config) -> Result<(), Failure> {
             }
             let mut conn = db.get()?;
             crate::worker::schedule_recurring(&mut conn)?;
+            // The instance actor signs outgoing fetches; its key is made once, on first start.
+            crate::federation::keys::ensure(&mut conn, crate::federation::INSTANCE_OWNER)?;
             if User::count_admins(&mut conn)? == 0 {
                 // The full path, so the line can be pasted as is from a source checkout too.
                 let exe = std::env::current_exe()

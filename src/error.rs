@@ -137,7 +137,7 @@ impl From<accounts::Error> for AppError {
             E::TokenNotFound => (StatusCode::NOT_FOUND, "token_not_found"),
             E::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            E::Hash(_) | E::Db(_) => return Self::internal(&e),
+            E::Hash(_) | E::Key(_) | E::Db(_) => return Self::internal(&e),
         };
         let (key, args) = e.message_key();
         let mut out = Self::with_args(status, code, key, args);

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod federation;
 pub mod instance;
 pub mod state;
 pub mod web;

@@ -39,6 +39,8 @@ pub enum Error {
     Forbidden,
     /// Hashing failed (an internal problem, logged, never shown).
     Hash(String),
+    /// The new actor's key could not be generated (internal, logged, never shown).
+    Key(String),
     Db(crate::db::Error),
 }
 
@@ -74,7 +76,7 @@ impl Error {
             Self::TokenNotFound => ("error-token-not-found", vec![]),
             Self::Unauthenticated => ("error-unauthenticated", vec![]),
             Self::Forbidden => ("error-forbidden-admin", vec![]),
-            Self::Hash(_) | Self::Db(_) => ("error-internal", vec![]),
+            Self::Hash(_) | Self::Key(_) | Self::Db(_) => ("error-internal", vec![]),
         }
     }
 }
@@ -83,6 +85,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Hash(e) => write!(f, "the password could not be processed: {e}"),
+            Self::Key(e) => write!(f, "the actor key could not be generated: {e}"),
             Self::Db(e) => write!(f, "{e}"),
             _ => {
                 let (key, args) = self.message_key();

@@ -298,7 +298,7 @@ async fn login_submit(
     let next = safe_next(form.next.as_deref());
     let user = match service::login(state.db(), &form.username, form.password, ip).await {
         Ok(user) => user,
-        Err(e @ (Error::Hash(_) | Error::Db(_))) => return Err(e.into()),
+        Err(e @ (Error::Hash(_) | Error::Key(_) | Error::Db(_))) => return Err(e.into()),
         Err(e) => {
             let status = status_of(&e);
             let state_ = form_error(
@@ -406,7 +406,7 @@ async fn register_submit(
         .with_value("email", form.account.email.trim());
     let user = match service::register(state.db(), page.instance.registration, form.account).await {
         Ok(user) => user,
-        Err(e @ (Error::Hash(_) | Error::Db(_))) => return Err(e.into()),
+        Err(e @ (Error::Hash(_) | Error::Key(_) | Error::Db(_))) => return Err(e.into()),
         Err(e) => {
             let status = status_of(&e);
             let form = form_error(page.lang, &e, values);
@@ -493,7 +493,7 @@ async fn password_submit(
     .await
     {
         Ok(()) => {}
-        Err(e @ (Error::Hash(_) | Error::Db(_))) => return Err(e.into()),
+        Err(e @ (Error::Hash(_) | Error::Key(_) | Error::Db(_))) => return Err(e.into()),
         Err(e) => {
             let status = status_of(&e);
             let form = form_error(page.lang, &e, FormState::new());

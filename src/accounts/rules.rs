@@ -207,9 +207,13 @@ pub struct AccountInput {
     pub must_change_password: bool,
 }
 
-/// Creates a user, claiming the name in the shared namespace in the same transaction.
+/// Creates a user, claiming the name in the shared namespace and storing the actor's RSA key in
+/// the same transaction. The key is generated first, outside the transaction, so the SQLite
+/// writer lock is not held during the ~0.1 s of key generation.
 pub fn create_user(conn: &mut DbConn, input: &AccountInput) -> Result<User> {
     let now = crate::db::now();
+    let (public_key, private_key) =
+        crate::federation::keys::generate().map_err(|e| Error::Key(e.to_string()))?;
     write_tx(conn, |conn| {
         if !model::claim_name(conn, &input.username, "user", now)? {
             return Err(Error::NameTaken(input.username.clone()));
@@ -237,6 +241,7 @@ pub fn create_user(conn: &mut DbConn, input: &AccountInput) -> Result<User> {
                     Error::from(e)
                 }
             })?;
+        crate::federation::keys::store(conn, &user.username, &public_key, &private_key)?;
         Ok(user)
     })
 }

@@ -87,6 +87,15 @@ diesel::joinable!(users -> local_names (username));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 
+diesel::table! {
+    actor_keys (owner) {
+        owner -> Text,
+        public_key_pem -> Text,
+        private_key_pem -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     local_names,
     users,
@@ -95,4 +104,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     instance_settings,
     jobs,
+    actor_keys,
 );

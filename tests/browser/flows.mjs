@@ -166,6 +166,7 @@ check(new URL(u.page.url()).pathname === "/settings/password", "back on the pass
 check((await u.page.textContent("main")).includes("Ihr Passwort wurde geändert"), "password change confirmed");
 
 // 5. The user switches to English in the settings; every string on three pages changes.
+await goto(u.page, "/u/browser_user", "profile");
 const pages = [["/", "home-user"], ["/settings", "settings"], ["/about", "about"]];
 const german = {};
 for (const [path, name] of pages) {

@@ -14,5 +14,6 @@ mod browser;
 mod cli;
 mod config_files;
 mod db;
+mod federation;
 mod http;
 mod web;

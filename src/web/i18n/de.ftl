@@ -225,3 +225,5 @@ invalid-display-name-invisible = Der Anzeigename darf keine unsichtbaren Formati
 invalid-new-password-same = Das neue Passwort muss sich vom aktuellen unterscheiden.
 error-form-content-type = Senden Sie das Formular als Webformular (application/x-www-form-urlencoded).
 home-coming-soon = In Vorbereitung
+error-webfinger-resource = Geben Sie das gesuchte Konto als ?resource=acct:name@host an.
+profile-fediverse-hint = Folgen Sie diesem Konto von Mastodon oder einem anderen Fediverse-Server aus, indem Sie nach seiner Adresse suchen.

@@ -225,3 +225,5 @@ invalid-display-name-invisible = The display name must not contain invisible for
 invalid-new-password-same = The new password must differ from the current one.
 error-form-content-type = Send the form as a web form (application/x-www-form-urlencoded).
 home-coming-soon = Coming soon
+error-webfinger-resource = Give the account to look up as ?resource=acct:name@host.
+profile-fediverse-hint = Follow this account from Mastodon or another fediverse server by searching for its address.

@@ -1,0 +1,114 @@
+//! ActivityPub documents of local actors: users (`Person`) and the instance actor
+//! (`Application`). Groups plug in the same way with the groups feature.
+
+use serde_json::{Value, json};
+
+use super::Urls;
+use crate::accounts::model::User;
+use crate::instance::InstanceSettings;
+
+/// Only standard, well-known contexts: strict peers refuse documents with unknown remote ones.
+pub fn context() -> Value {
+    json!([
+        "https://www.w3.org/ns/activitystreams",
+        "https://w3id.org/security/v1"
+    ])
+}
+
+fn rfc3339(dt: &chrono::NaiveDateTime) -> String {
+    dt.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Plain text as HTML: remote servers render `summary` as HTML.
+pub fn text_to_html(text: &str) -> String {
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
+    if escaped.is_empty() {
+        String::new()
+    } else {
+        format!("<p>{escaped}</p>")
+    }
+}
+
+fn public_key(id: &str, pem: &str) -> Value {
+    json!({ "id": format!("{id}#main-key"), "owner": id, "publicKeyPem": pem })
+}
+
+/// A local user as a `Person`. The HTML profile lives at the same URL (content negotiation).
+pub fn person(user: &User, public_key_pem: &str, urls: &Urls) -> Value {
+    let id = urls.user(&user.username);
+    json!({
+        "@context": context(),
+        "id": id,
+        "type": "Person",
+        "preferredUsername": user.username,
+        "name": user.display_name,
+        "summary": "",
+        "url": id,
+        "inbox": urls.shared_inbox(),
+        "outbox": format!("{id}/outbox"),
+        "followers": format!("{id}/followers"),
+        "following": format!("{id}/following"),
+        "publicKey": public_key(&id, public_key_pem),
+        "endpoints": { "sharedInbox": urls.shared_inbox() },
+        "manuallyApprovesFollowers": false,
+        "discoverable": true,
+        "published": rfc3339(&user.created_at),
+    })
+}
+
+/// The instance actor, which signs our outgoing fetches. Fetchable without a signature.
+pub fn application(
+    settings: &InstanceSettings,
+    host: &str,
+    public_key_pem: &str,
+    published: &chrono::NaiveDateTime,
+    urls: &Urls,
+) -> Value {
+    let id = urls.instance_actor();
+    json!({
+        "@context": context(),
+        "id": id,
+        "type": "Application",
+        "preferredUsername": host,
+        "name": settings.name,
+        "summary": text_to_html(&settings.description),
+        "url": format!("{}/about", urls.base()),
+        "inbox": urls.shared_inbox(),
+        "outbox": format!("{id}/outbox"),
+        "publicKey": public_key(&id, public_key_pem),
+        "endpoints": { "sharedInbox": urls.shared_inbox() },
+        "manuallyApprovesFollowers": true,
+        "discoverable": false,
+        "published": rfc3339(published),
+    })
+}
+
+/// An empty `OrderedCollection` (outbox, followers, following until those features exist).
+pub fn empty_collection(id: String) -> Value {
+    json!({
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": id,
+        "type": "OrderedCollection",
+        "totalItems": 0,
+        "orderedItems": [],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_escaped_html() {
+        assert_eq!(
+            text_to_html("a <b> & \"c\""),
+            "<p>a &lt;b&gt; &amp; &quot;c&quot;</p>"
+        );
+        assert_eq!(text_to_html(""), "");
+    }
+}

@@ -1,0 +1,75 @@
+//! Federation (ActivityPub): actor identities and keys, WebFinger, host-meta, NodeInfo, and the
+//! actor documents served with content negotiation. See docs/federation.md.
+//!
+//! Identifiers are fixed and stable forever: a user is `{public_url}/u/{name}`, a group
+//! `{public_url}/g/{slug}`, the instance actor `{public_url}/actor`; every local actor's inbox is
+//! the shared `{public_url}/inbox`. Keys are RSA-2048, made with aws-lc-rs when the actor is
+//! created and never replaced.
+//!
+//! Still to come (tracked in the federation issue): the signed inbox pipeline, follows and the
+//! persistent delivery queue.
+
+pub mod actors;
+pub mod keys;
+pub mod negotiate;
+pub mod nodeinfo;
+pub mod routes;
+pub mod webfinger;
+
+/// The instance actor's owner key in `actor_keys`.
+pub const INSTANCE_OWNER: &str = "@instance";
+
+/// What went wrong on the federation side.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("generating or encoding an actor key failed: {0}")]
+    Key(String),
+    #[error(transparent)]
+    Db(#[from] crate::db::Error),
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(crate::db::Error::Query(e))
+    }
+}
+
+impl From<Error> for crate::error::AppError {
+    fn from(e: Error) -> Self {
+        Self::internal(&e)
+    }
+}
+
+/// URLs of local actors, derived from `public_url` only.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    base: String,
+}
+
+impl Urls {
+    pub fn new(config: &crate::config::Config) -> Self {
+        Self {
+            base: config.base_url(),
+        }
+    }
+
+    pub fn user(&self, name: &str) -> String {
+        format!("{}/u/{name}", self.base)
+    }
+
+    pub fn group(&self, slug: &str) -> String {
+        format!("{}/g/{slug}", self.base)
+    }
+
+    pub fn instance_actor(&self) -> String {
+        format!("{}/actor", self.base)
+    }
+
+    pub fn shared_inbox(&self) -> String {
+        format!("{}/inbox", self.base)
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+}
