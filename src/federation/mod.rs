@@ -14,7 +14,30 @@ pub mod keys;
 pub mod negotiate;
 pub mod nodeinfo;
 pub mod routes;
+pub mod signatures;
 pub mod webfinger;
+
+/// The shared test material (`../shared/fixtures` beside the repository): `AGORA_TEST_SHARED`,
+/// else `../shared` next to the checkout, else `/work/shared`. Tests that need it fail when it is
+/// missing: the signature and document vectors are part of what must pass.
+#[cfg(test)]
+pub(crate) fn shared_fixtures() -> std::path::PathBuf {
+    let candidates = [
+        std::env::var_os("AGORA_TEST_SHARED").map(std::path::PathBuf::from),
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")),
+        Some(std::path::PathBuf::from("/work/shared")),
+    ];
+    let found = candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.join("fixtures").is_dir());
+    match found {
+        Some(root) => root.join("fixtures"),
+        None => {
+            panic!("the shared fixtures are not found; set AGORA_TEST_SHARED to the folder holding fixtures/")
+        }
+    }
+}
 
 /// The instance actor's owner key in `actor_keys`.
 pub const INSTANCE_OWNER: &str = "@instance";
