@@ -10,9 +10,11 @@
 //! persistent delivery queue.
 
 pub mod actors;
+pub mod html;
 pub mod keys;
 pub mod negotiate;
 pub mod nodeinfo;
+pub mod protocol;
 pub mod routes;
 pub mod signatures;
 pub mod webfinger;
