@@ -10,6 +10,7 @@
 //! persistent delivery queue.
 
 pub mod actors;
+pub mod fetch;
 pub mod html;
 pub mod keys;
 pub mod negotiate;

@@ -15,5 +15,6 @@ mod cli;
 mod config_files;
 mod db;
 mod federation;
+mod fetch;
 mod http;
 mod web;
