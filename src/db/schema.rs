@@ -96,6 +96,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    remote_actors (id) {
+        id -> BigInt,
+        ap_id -> Text,
+        domain -> Text,
+        kind -> Text,
+        preferred_username -> Nullable<Text>,
+        name -> Nullable<Text>,
+        inbox -> Nullable<Text>,
+        shared_inbox -> Nullable<Text>,
+        keys_json -> Text,
+        fetched_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     local_names,
     users,
@@ -105,4 +121,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     instance_settings,
     jobs,
     actor_keys,
+    remote_actors,
 );

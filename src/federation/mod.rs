@@ -16,6 +16,7 @@ pub mod keys;
 pub mod negotiate;
 pub mod nodeinfo;
 pub mod protocol;
+pub mod remote;
 pub mod routes;
 pub mod signatures;
 pub mod webfinger;

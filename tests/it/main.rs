@@ -17,4 +17,5 @@ mod db;
 mod federation;
 mod fetch;
 mod http;
+mod remote;
 mod web;
