@@ -146,6 +146,14 @@ impl User {
         q.load(conn)
     }
 
+    /// Accounts that can log in (the figure pages and NodeInfo report).
+    pub fn count_active(conn: &mut DbConn) -> QueryResult<i64> {
+        users::table
+            .filter(users::status.eq(Status::Active.as_str()))
+            .count()
+            .get_result(conn)
+    }
+
     pub fn count_admins(conn: &mut DbConn) -> QueryResult<i64> {
         users::table
             .filter(users::role.eq(Role::Admin.as_str()))

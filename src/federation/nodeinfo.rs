@@ -18,10 +18,10 @@ pub struct Usage {
 }
 
 pub fn usage(conn: &mut DbConn, now: chrono::NaiveDateTime) -> QueryResult<Usage> {
-    let active = users::table.filter(users::status.eq("active"));
+    let active = users::table.filter(users::status.eq(crate::accounts::Status::Active.as_str()));
     let since = |days| users::last_login_at.gt(now - TimeDelta::days(days));
     Ok(Usage {
-        total: active.count().get_result(conn)?,
+        total: crate::accounts::model::User::count_active(conn)?,
         active_month: active.filter(since(30)).count().get_result(conn)?,
         active_halfyear: active.filter(since(180)).count().get_result(conn)?,
     })

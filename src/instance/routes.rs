@@ -32,14 +32,7 @@ struct AboutTemplate {
 async fn about(State(state): State<AppState>, page: Page) -> AppResult<Response> {
     let users = state
         .db()
-        .run(|c| {
-            use diesel::prelude::*;
-            crate::db::schema::users::table
-                .filter(crate::db::schema::users::status.eq("active"))
-                .count()
-                .get_result::<i64>(c)
-                .map_err(crate::db::Error::from)
-        })
+        .run(|c| crate::accounts::model::User::count_active(c).map_err(crate::db::Error::from))
         .await?;
     let registration_key = format!("registration-{}", page.instance.registration.as_str());
     Ok(render(&AboutTemplate {
