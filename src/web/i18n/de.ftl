@@ -227,3 +227,4 @@ error-form-content-type = Senden Sie das Formular als Webformular (application/x
 home-coming-soon = In Vorbereitung
 error-webfinger-resource = Geben Sie das gesuchte Konto als ?resource=acct:name@host an.
 profile-fediverse-hint = Folgen Sie diesem Konto von Mastodon oder einem anderen Fediverse-Server aus, indem Sie nach seiner Adresse suchen.
+admin-settings-override-hint = Hier gespeicherte Werte haben Vorrang vor der Konfigurationsdatei und den Umgebungsvariablen. Ein Feld, das den konfigurierten Wert behält, folgt weiter der Konfiguration.

@@ -227,3 +227,4 @@ error-form-content-type = Send the form as a web form (application/x-www-form-ur
 home-coming-soon = Coming soon
 error-webfinger-resource = Give the account to look up as ?resource=acct:name@host.
 profile-fediverse-hint = Follow this account from Mastodon or another fediverse server by searching for its address.
+admin-settings-override-hint = Values saved here take precedence over the configuration file and the environment. A field left at the configured value keeps following the configuration.
