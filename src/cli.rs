@@ -247,7 +247,7 @@ fn serve(config: Config) -> Result<(), Failure> {
                 config.public_url
             );
         }
-        let state = crate::state::AppState::new(config, db);
+        let state = crate::state::AppState::new(config, db)?;
         crate::app::serve_on(listener, state, shutdown).await?;
         Ok(())
     })

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::federation::fetch::FetchClient;
 use crate::instance::InstanceSettings;
 
 /// How long other processes may show outdated instance settings after an admin changes them.
@@ -18,18 +19,38 @@ pub struct AppState {
 struct Inner {
     config: Config,
     db: Db,
+    fetch: FetchClient,
     instance: RwLock<Option<(Instant, Arc<InstanceSettings>)>>,
+    /// Wakes the job worker when work was queued, instead of waiting for its next poll.
+    wake: tokio::sync::Notify,
 }
 
 impl AppState {
-    pub fn new(config: Config, db: Db) -> Self {
-        Self {
+    /// Fails only when the HTTP client cannot be built (no TLS roots on the system).
+    pub fn new(config: Config, db: Db) -> Result<Self, crate::federation::fetch::FetchError> {
+        let fetch = FetchClient::new(&config)?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 db,
+                fetch,
                 instance: RwLock::new(None),
+                wake: tokio::sync::Notify::new(),
             }),
-        }
+        })
+    }
+
+    pub fn fetch(&self) -> &FetchClient {
+        &self.inner.fetch
+    }
+
+    /// Tells the worker that jobs are waiting.
+    pub fn wake_worker(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    pub async fn worker_woken(&self) {
+        self.inner.wake.notified().await;
     }
 
     pub fn config(&self) -> &Config {

@@ -37,6 +37,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
+            () = state.worker_woken() => {}
             _ = shutdown.changed() => return,
         }
         if *shutdown.borrow() {
@@ -97,6 +98,7 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())
         }
+        crate::federation::delivery::KIND => crate::federation::delivery::execute(state, &job.payload).await,
         other => Err(format!("unknown job kind {other}")),
     }
 }

@@ -112,6 +112,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    received_activities (key) {
+        key -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    followers (id) {
+        id -> BigInt,
+        local_name -> Text,
+        actor_ap_id -> Text,
+        inbox -> Text,
+        follow_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     local_names,
     users,
@@ -122,4 +140,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     jobs,
     actor_keys,
     remote_actors,
+    received_activities,
+    followers,
 );

@@ -88,7 +88,8 @@ pub fn application(
     })
 }
 
-/// An empty `OrderedCollection` (outbox, followers, following until those features exist).
+/// An `OrderedCollection` without items (outbox and following until posts and outgoing follows
+/// exist; followers with only its count).
 pub fn empty_collection(id: String) -> Value {
     json!({
         "@context": "https://www.w3.org/ns/activitystreams",

@@ -230,6 +230,58 @@ impl FetchClient {
         Err(FetchError::TooManyRedirects(url.to_string()))
     }
 
+    /// Delivers an activity: a signed POST (`(request-target) host date digest`). Returns the
+    /// HTTP status; the caller decides what is final. Redirects are not followed for POSTs.
+    pub async fn post_activity(&self, inbox: &Url, body: &[u8], signer: &Signer) -> Result<u16, FetchError> {
+        check_url(inbox, self.debug, &self.blocked)?;
+        let host = match inbox.port() {
+            Some(p) => format!("{}:{p}", inbox.host_str().unwrap_or_default()),
+            None => inbox.host_str().unwrap_or_default().to_owned(),
+        };
+        let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let digest = signatures::digest_header(body);
+        let target = match inbox.query() {
+            Some(q) => format!("{}?{q}", inbox.path()),
+            None => inbox.path().to_owned(),
+        };
+        let signature = signatures::sign(
+            &signer.private_key_pem,
+            &signer.key_id,
+            "POST",
+            &target,
+            &[
+                ("host", host.as_str()),
+                ("date", date.as_str()),
+                ("digest", digest.as_str()),
+            ],
+        )
+        .map_err(|e| FetchError::Network {
+            url: inbox.to_string(),
+            reason: e.to_string(),
+        })?;
+        let response = self
+            .client
+            .post(inbox.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/activity+json")
+            .header("date", date)
+            .header("digest", digest)
+            .header("signature", signature)
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    FetchError::Timeout(inbox.to_string())
+                } else {
+                    FetchError::Network {
+                        url: inbox.to_string(),
+                        reason: one_line(&e),
+                    }
+                }
+            })?;
+        Ok(response.status().as_u16())
+    }
+
     async fn send(&self, url: &Url, signer: Option<&Signer>) -> Result<reqwest::Response, FetchError> {
         let mut request = self
             .client

@@ -10,8 +10,11 @@
 //! persistent delivery queue.
 
 pub mod actors;
+pub mod delivery;
 pub mod fetch;
+pub mod follows;
 pub mod html;
+pub mod inbox;
 pub mod keys;
 pub mod negotiate;
 pub mod nodeinfo;

@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/.well-known/host-meta", get(host_meta))
         .route("/.well-known/nodeinfo", get(nodeinfo_links))
         .route("/nodeinfo/{version}", get(nodeinfo_document))
+        .route("/inbox", axum::routing::post(super::inbox::shared_inbox))
         .route("/actor", get(instance_actor))
         .route("/actor/outbox", get(instance_outbox))
         .route("/u/{name}", get(user_actor))
@@ -214,5 +215,15 @@ async fn user_collection(
         return Err(AppError::not_found());
     };
     let id = format!("{}/{collection}", Urls::new(state.config()).user(&user.username));
-    Ok((StatusCode::OK, activity_json(actors::empty_collection(id))).into_response())
+    let mut doc = actors::empty_collection(id);
+    if collection == "followers" {
+        // The count only, as Lemmy and Mastodon publish it: follower lists are not public.
+        let name = user.username.clone();
+        let total = state
+            .db()
+            .run(move |c| super::follows::count(c, &name).map_err(crate::db::Error::from))
+            .await?;
+        doc["totalItems"] = total.into();
+    }
+    Ok((StatusCode::OK, activity_json(doc)).into_response())
 }

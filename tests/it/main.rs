@@ -17,5 +17,6 @@ mod db;
 mod federation;
 mod fetch;
 mod http;
+mod inbox;
 mod remote;
 mod web;

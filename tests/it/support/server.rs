@@ -47,7 +47,7 @@ impl TestServer {
         let pool = tokio::task::spawn_blocking(move || agora::db::Db::connect(&url).unwrap())
             .await
             .unwrap();
-        let state = AppState::new(config, pool);
+        let state = AppState::new(config, pool).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(agora::app::serve_on(listener, state.clone(), async {
             let _ = rx.await;

@@ -1,0 +1,2 @@
+DROP TABLE followers;
+DROP TABLE received_activities;

@@ -1,0 +1,357 @@
+//! The shared inbox `POST /inbox`: our own pipeline, so signatures are checked with aws-lc-rs.
+//!
+//! Order: content type → Signature header → Digest → JSON → activity → id origin = actor origin →
+//! domain policy → dedupe → fetch the actor (cached; refetched once when the key fails, for key
+//! rotation) → signature and Date policy → apply. A missing, bad or unverifiable signature is 401
+//! (RFC 9421 senders fall back to draft-cavage on 401). Unknown activity types get 202 and one
+//! debug line. Processing is bounded in time.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use diesel::prelude::*;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::fetch::{Signer, is_blocked};
+use super::protocol::{self, Document, RemoteActivity};
+use super::{INSTANCE_OWNER, Urls, delivery, follows, keys, remote, signatures};
+use crate::accounts::model::{Status, User};
+use crate::db::schema::received_activities;
+use crate::db::{self, write_tx};
+use crate::state::AppState;
+
+/// Longest we spend on one incoming activity (Lemmy allows 9 s).
+const BUDGET: Duration = Duration::from_secs(9);
+
+fn answer(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": status.canonical_reason().unwrap_or("error"), "message": message })),
+    )
+        .into_response()
+}
+
+pub async fn shared_inbox(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match tokio::time::timeout(BUDGET, process(&state, &uri, &headers, &body)).await {
+        Ok(response) => response,
+        Err(_) => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Processing took too long; try again later.",
+        ),
+    }
+}
+
+async fn process(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ![
+        "application/activity+json",
+        "application/ld+json",
+        "application/json",
+    ]
+    .iter()
+    .any(|t| content_type.starts_with(t))
+    {
+        return answer(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send activities as application/activity+json.",
+        );
+    }
+    let Some(sig_header) = headers.get("signature").and_then(|v| v.to_str().ok()) else {
+        return answer(StatusCode::UNAUTHORIZED, "The request is not signed.");
+    };
+    let sig = match signatures::parse_signature_header(sig_header) {
+        Ok(s) => s,
+        Err(e) => return answer(StatusCode::UNAUTHORIZED, &e.to_string()),
+    };
+    if !headers
+        .get("digest")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|d| signatures::digest_matches(d, body))
+    {
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            "The Digest header is missing or does not match the body.",
+        );
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return answer(StatusCode::BAD_REQUEST, "The body is not valid JSON.");
+    };
+    let activity = match protocol::parse(&value) {
+        Ok(Document::Activity(a)) => a,
+        Ok(other) => {
+            tracing::debug!(kind = other.kind(), "inbox: not an activity, ignored");
+            return StatusCode::ACCEPTED.into_response();
+        }
+        Err(reason) => {
+            tracing::debug!(%reason, "inbox: unreadable document, ignored");
+            return StatusCode::ACCEPTED.into_response();
+        }
+    };
+    let actor_host = activity.actor.host_str().unwrap_or_default().to_ascii_lowercase();
+    if activity
+        .id
+        .as_ref()
+        .is_some_and(|id| id.origin() != activity.actor.origin())
+    {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "The activity id is not on the actor's server.",
+        );
+    }
+    if is_blocked(&actor_host, &state.config().federation.blocked_domains) {
+        return answer(
+            StatusCode::FORBIDDEN,
+            "This server does not federate with your domain.",
+        );
+    }
+    // The key must belong to the activity's actor: inbox forwarding is not accepted.
+    let key_owner = sig.key_id.split('#').next().unwrap_or_default();
+    if key_owner != activity.actor.as_str() && !sig.key_id.starts_with(activity.actor.as_str()) {
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            "The signing key does not belong to the activity's actor.",
+        );
+    }
+    let dedupe_key = activity.id.as_ref().map_or_else(
+        || {
+            format!(
+                "sha256:{}",
+                Sha256::digest(body)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        },
+        ToString::to_string,
+    );
+    let k = dedupe_key.clone();
+    match state
+        .db()
+        .run(move |c| {
+            received_activities::table
+                .find(&k)
+                .count()
+                .get_result::<i64>(c)
+                .map_err(db::Error::from)
+        })
+        .await
+    {
+        Ok(0) => {}
+        Ok(_) => return StatusCode::ACCEPTED.into_response(),
+        Err(e) => return internal(&e),
+    }
+    let signer = match instance_signer(state).await {
+        Ok(s) => s,
+        Err(e) => return internal(&e),
+    };
+    // Verify with the cached key; on failure fetch the actor once more (it may have a new key).
+    let target = uri.path_and_query().map_or("/inbox", |pq| pq.as_str());
+    // A header sent several times is signed as its values joined by ", ".
+    let lookup = |name: &str| -> Option<String> {
+        let v = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", ");
+        (!v.is_empty()).then_some(v)
+    };
+    let Ok(message) = signatures::signing_string(&sig, "POST", target, lookup) else {
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            "A signed header is missing from the request.",
+        );
+    };
+    let mut verified = false;
+    for refresh in [false, true] {
+        match remote::resolve(state.db(), state.fetch(), Some(&signer), &activity.actor, refresh).await {
+            Ok(actor) => {
+                if actor
+                    .key_pem(&sig.key_id)
+                    .is_some_and(|pem| signatures::verify(&sig, &message, &pem).is_ok())
+                {
+                    verified = true;
+                    break;
+                }
+            }
+            Err(remote::Error::Deleted(_)) if activity.kind == "Delete" => {
+                // An actor that deleted itself cannot be verified any more; nothing of it is kept.
+                return StatusCode::ACCEPTED.into_response();
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "inbox: the signing actor cannot be fetched");
+                return answer(StatusCode::UNAUTHORIZED, "The signing key cannot be fetched.");
+            }
+        }
+    }
+    if !verified {
+        return answer(StatusCode::UNAUTHORIZED, "The signature does not verify.");
+    }
+    let date = headers.get("date").and_then(|v| v.to_str().ok());
+    if let Err(e) = signatures::check_policy(&sig, "POST", date, chrono::Utc::now()) {
+        return answer(StatusCode::UNAUTHORIZED, &e.to_string());
+    }
+    match apply(state, &activity, &dedupe_key).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => internal(&e),
+    }
+}
+
+fn internal(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "inbox: internal error");
+    answer(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The activity could not be processed; it may be sent again.",
+    )
+}
+
+async fn instance_signer(state: &AppState) -> Result<Signer, super::Error> {
+    let key = state.db().run(|c| keys::ensure(c, INSTANCE_OWNER)).await?;
+    Ok(Signer {
+        key_id: format!("{}#main-key", Urls::new(state.config()).instance_actor()),
+        private_key_pem: key.private_key_pem,
+    })
+}
+
+/// The local user an actor URL names, if it is ours and active.
+fn local_user_name(urls: &Urls, url: &Url) -> Option<String> {
+    let prefix = format!("{}/u/", urls.base());
+    url.as_str()
+        .strip_prefix(&prefix)
+        .filter(|n| !n.contains('/'))
+        .map(str::to_owned)
+}
+
+/// Applies a verified activity and records it as received, in one transaction.
+async fn apply(state: &AppState, activity: &RemoteActivity, dedupe_key: &str) -> Result<(), db::Error> {
+    let urls = Urls::new(state.config());
+    let actor = activity.actor.to_string();
+    let key = dedupe_key.to_owned();
+    let record = move |c: &mut db::DbConn| -> Result<bool, diesel::result::Error> {
+        let inserted = diesel::insert_into(received_activities::table)
+            .values((
+                received_activities::key.eq(&key),
+                received_activities::received_at.eq(db::now()),
+            ))
+            .execute(c);
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(e) if db::is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    match activity.kind.as_str() {
+        "Follow" => {
+            let Some(name) = activity
+                .object_id
+                .as_ref()
+                .and_then(|o| local_user_name(&urls, o))
+            else {
+                return state
+                    .db()
+                    .run(move |c| write_tx(c, record).map(|_| ()).map_err(db::Error::from))
+                    .await;
+            };
+            let inbox_actor = activity.actor.clone();
+            let signer = instance_signer(state)
+                .await
+                .map_err(|e| db::Error::Migration(e.to_string()))?;
+            let remote = remote::resolve(state.db(), state.fetch(), Some(&signer), &inbox_actor, false)
+                .await
+                .map_err(|e| db::Error::Migration(e.to_string()))?;
+            let Some(inbox) = remote.delivery_inbox().map(str::to_owned) else {
+                return Ok(());
+            };
+            let follow = activity.object.clone().map_or(Value::Null, |_| {
+                json!({
+                    "id": activity.id.as_ref().map(ToString::to_string),
+                    "type": "Follow",
+                    "actor": actor,
+                    "object": urls.user(&name),
+                })
+            });
+            let follow_id = activity.id.as_ref().map(ToString::to_string).unwrap_or_default();
+            let accept = json!({
+                "@context": "https://www.w3.org/ns/activitystreams",
+                "id": format!("{}/activities/accept/{:016x}", urls.base(), rand::random::<u64>()),
+                "type": "Accept",
+                "actor": urls.user(&name),
+                "object": follow,
+            });
+            let done = state
+                .db()
+                .run(move |c| {
+                    write_tx(c, |c| -> Result<bool, diesel::result::Error> {
+                        if !record(c)? {
+                            return Ok(false);
+                        }
+                        let Some(user) = User::by_username(c, &name)? else {
+                            return Ok(false);
+                        };
+                        if user.status() != Status::Active {
+                            return Ok(false);
+                        }
+                        follows::add(c, &name, &actor, &inbox, &follow_id)?;
+                        delivery::enqueue(c, &name, &inbox, accept).map_err(|e| match e {
+                            db::Error::Query(q) => q,
+                            other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+                        })?;
+                        Ok(true)
+                    })
+                    .map_err(db::Error::from)
+                })
+                .await?;
+            if done {
+                state.wake_worker();
+            }
+            Ok(())
+        }
+        "Undo" => {
+            let inner = activity.object.as_ref().and_then(|o| protocol::parse(o).ok());
+            let followed = match inner {
+                Some(Document::Activity(f)) if f.kind == "Follow" && f.actor == activity.actor => {
+                    f.object_id.and_then(|o| local_user_name(&urls, &o))
+                }
+                _ => None,
+            };
+            state
+                .db()
+                .run(move |c| {
+                    write_tx(c, |c| {
+                        if record(c)?
+                            && let Some(name) = followed
+                        {
+                            follows::remove(c, &name, &actor)?;
+                        }
+                        Ok::<_, diesel::result::Error>(())
+                    })
+                    .map_err(db::Error::from)
+                })
+                .await
+        }
+        other => {
+            tracing::debug!(
+                kind = other,
+                "inbox: activity type not handled yet, accepted and ignored"
+            );
+            state
+                .db()
+                .run(move |c| write_tx(c, record).map(|_| ()).map_err(db::Error::from))
+                .await
+        }
+    }
+}
