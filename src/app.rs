@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes::routes())
         .merge(instance::routes::routes())
         .merge(federation::routes::routes())
+        .merge(federation::api::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { AppError::not_found() })

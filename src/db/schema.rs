@@ -130,6 +130,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    following (id) {
+        id -> BigInt,
+        local_name -> Text,
+        target_ap_id -> Text,
+        target_inbox -> Text,
+        follow_id -> Text,
+        state -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     local_names,
     users,
@@ -142,4 +154,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     remote_actors,
     received_activities,
     followers,
+    following,
 );

@@ -219,7 +219,7 @@ fn internal(e: &dyn std::fmt::Display) -> Response {
     )
 }
 
-async fn instance_signer(state: &AppState) -> Result<Signer, super::Error> {
+pub(crate) async fn instance_signer(state: &AppState) -> Result<Signer, super::Error> {
     let key = state.db().run(|c| keys::ensure(c, INSTANCE_OWNER)).await?;
     Ok(Signer {
         key_id: format!("{}#main-key", Urls::new(state.config()).instance_actor()),
@@ -336,6 +336,33 @@ async fn apply(state: &AppState, activity: &RemoteActivity, dedupe_key: &str) ->
                             && let Some(name) = followed
                         {
                             follows::remove(c, &name, &actor)?;
+                        }
+                        Ok::<_, diesel::result::Error>(())
+                    })
+                    .map_err(db::Error::from)
+                })
+                .await
+        }
+        "Accept" | "Reject" => {
+            // The object is our Follow, embedded or by id; it must have gone to this actor.
+            let follow_id = activity.object.as_ref().and_then(|o| match o {
+                Value::String(s) => Some(s.clone()),
+                Value::Object(m) => m.get("id").and_then(Value::as_str).map(str::to_owned),
+                _ => None,
+            });
+            let accepted = activity.kind == "Accept";
+            state
+                .db()
+                .run(move |c| {
+                    write_tx(c, |c| {
+                        if record(c)?
+                            && let Some(id) = follow_id
+                        {
+                            if accepted {
+                                follows::outgoing::accept(c, &id, &actor)?;
+                            } else {
+                                follows::outgoing::remove_by_follow_id(c, &id, &actor)?;
+                            }
                         }
                         Ok::<_, diesel::result::Error>(())
                     })

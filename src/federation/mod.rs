@@ -10,6 +10,7 @@
 //! persistent delivery queue.
 
 pub mod actors;
+pub mod api;
 pub mod delivery;
 pub mod fetch;
 pub mod follows;

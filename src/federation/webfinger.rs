@@ -97,6 +97,50 @@ pub fn host_meta_xml(urls: &Urls) -> String {
     )
 }
 
+/// Looks up `name@host` (also `@name@host`, `acct:name@host`) on its server and returns the
+/// actor id from the `self` link. Plain http only in debug mode.
+pub async fn lookup(
+    client: &super::fetch::FetchClient,
+    debug: bool,
+    account: &str,
+) -> Result<url::Url, super::remote::Error> {
+    let acct = account.trim().trim_start_matches("acct:").trim_start_matches('@');
+    let unreadable = |reason: &str| super::remote::Error::Unreadable {
+        url: account.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (name, host) = acct
+        .rsplit_once('@')
+        .ok_or_else(|| unreadable("give the account as name@host"))?;
+    if name.is_empty() || host.is_empty() || host.contains('/') {
+        return Err(unreadable("give the account as name@host"));
+    }
+    let scheme = if debug { "http" } else { "https" };
+    let mut url = url::Url::parse(&format!("{scheme}://{host}/.well-known/webfinger"))
+        .map_err(|_| unreadable("the host is not valid"))?;
+    url.query_pairs_mut()
+        .append_pair("resource", &format!("acct:{name}@{host}"));
+    let jrd = client.get_json(&url, None).await?;
+    jrd.get("links")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|l| l.get("rel").and_then(serde_json::Value::as_str) == Some("self"))
+        .filter(|l| {
+            l.get("type")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|t| {
+                    t.starts_with("application/activity+json") || t.starts_with("application/ld+json")
+                })
+        })
+        .find_map(|l| {
+            l.get("href")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|h| url::Url::parse(h).ok())
+        })
+        .ok_or_else(|| unreadable("the WebFinger answer has no ActivityPub actor link"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,8 @@ use crate::support::{Backend, TestServer};
 crate::backend_tests!(
     webfinger_resolves_users_and_the_instance,
     nodeinfo_reports_usage,
-    actors_have_two_faces
+    actors_have_two_faces,
+    two_instances_follow_and_unfollow,
 );
 
 const PW: &str = "correct horse battery";
@@ -266,4 +267,109 @@ async fn actors_have_two_faces(b: Backend) {
         c.get(srv.at("/u/dora/likes")).send().await.unwrap().status(),
         StatusCode::NOT_FOUND
     );
+}
+
+/// Two Agora instances on loopback: bob on B follows alice on A by her handle, A accepts, B sees
+/// the follow accepted; bob unfollows and A forgets him.
+async fn two_instances_follow_and_unfollow(b: Backend) {
+    let Some(a) = TestServer::start(b).await else {
+        return;
+    };
+    let Some(bsrv) = TestServer::start(b).await else {
+        return;
+    };
+    a.create_user("alice", PW, Role::Member).await;
+    bsrv.create_user("bob", PW, Role::Member).await;
+    let token = bsrv.token("bob", PW).await;
+    let a_host = a.url.trim_start_matches("http://").to_owned();
+    let c = reqwest::Client::new();
+
+    let res = c
+        .post(bsrv.at("/api/v1/follows"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "target": format!("alice@{a_host}") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["target"], a.at("/u/alice"));
+    assert_eq!(body["state"], "pending");
+
+    let mut state = String::new();
+    for _ in 0..100 {
+        let list: Value = c
+            .get(bsrv.at("/api/v1/follows"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        state = list[0]["state"].as_str().unwrap_or_default().to_owned();
+        if state == "accepted" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "accepted", "A accepted and B processed the Accept");
+    let followers: Value = c
+        .get(a.at("/u/alice/followers"))
+        .header("accept", AP)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(followers["totalItems"], 1);
+
+    let again = c
+        .post(bsrv.at("/api/v1/follows"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "target": a.at("/u/alice") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK, "following twice is one follow");
+    let nobody = c
+        .post(bsrv.at("/api/v1/follows"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "target": format!("nobody@{a_host}") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nobody.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        nobody.json::<Value>().await.unwrap()["error"],
+        "remote_account_unreachable"
+    );
+
+    let res = c
+        .delete(bsrv.at("/api/v1/follows"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "target": a.at("/u/alice") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let mut total = Value::Null;
+    for _ in 0..100 {
+        let f: Value = c
+            .get(a.at("/u/alice/followers"))
+            .header("accept", AP)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        total = f["totalItems"].clone();
+        if total == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(total, 0, "the Undo reached A");
 }

@@ -228,3 +228,6 @@ home-coming-soon = In Vorbereitung
 error-webfinger-resource = Geben Sie das gesuchte Konto als ?resource=acct:name@host an.
 profile-fediverse-hint = Folgen Sie diesem Konto von Mastodon oder einem anderen Fediverse-Server aus, indem Sie nach seiner Adresse suchen.
 admin-settings-override-hint = Hier gespeicherte Werte haben Vorrang vor der Konfigurationsdatei und den Umgebungsvariablen. Ein Feld, das den konfigurierten Wert behält, folgt weiter der Konfiguration.
+error-remote-account = Das Konto { $target } wurde nicht gefunden, oder sein Server antwortet nicht.
+error-follow-local = Konten dieser Instanz werden ohne Föderation gefolgt; das ist noch nicht verfügbar.
+error-not-following = Sie folgen diesem Konto nicht.

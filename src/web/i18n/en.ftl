@@ -228,3 +228,6 @@ home-coming-soon = Coming soon
 error-webfinger-resource = Give the account to look up as ?resource=acct:name@host.
 profile-fediverse-hint = Follow this account from Mastodon or another fediverse server by searching for its address.
 admin-settings-override-hint = Values saved here take precedence over the configuration file and the environment. A field left at the configured value keeps following the configuration.
+error-remote-account = The account { $target } cannot be found, or its server does not answer.
+error-follow-local = Accounts on this instance are followed without federation; this is not available yet.
+error-not-following = You do not follow that account.

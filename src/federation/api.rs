@@ -1,0 +1,164 @@
+//! JSON API for federation: following remote accounts.
+//! `POST /api/v1/follows {"target": "name@host" | actor URL}`, `GET /api/v1/follows`,
+//! `DELETE /api/v1/follows {"target": actor URL}`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::follows::{self, Following};
+use super::{Urls, delivery, remote, webfinger};
+use crate::accounts::auth::Auth;
+use crate::db::{self, write_tx};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::web::extract::ApiJson;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/follows", post(follow).get(list).delete(unfollow))
+}
+
+#[derive(Debug, Deserialize)]
+struct Target {
+    target: String,
+}
+
+fn unreachable(target: &str, e: &dyn std::fmt::Display) -> AppError {
+    tracing::info!(target, error = %e, "cannot resolve a remote account");
+    AppError::with_args(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "remote_account_unreachable",
+        "error-remote-account",
+        vec![("target", target.to_owned())],
+    )
+}
+
+/// The actor id of `target`: an http(s) URL as given, or `name@host` through WebFinger.
+async fn actor_id(state: &AppState, target: &str) -> AppResult<Url> {
+    let target = target.trim();
+    if target.starts_with("http://") || target.starts_with("https://") {
+        return Url::parse(target).map_err(|e| unreachable(target, &e));
+    }
+    webfinger::lookup(state.fetch(), state.config().federation.debug, target)
+        .await
+        .map_err(|e| unreachable(target, &e))
+}
+
+fn follow_activity(urls: &Urls, user: &str, follow_id: &str, target: &str) -> Value {
+    json!({
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": follow_id,
+        "type": "Follow",
+        "actor": urls.user(user),
+        "object": target,
+    })
+}
+
+async fn follow(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    ApiJson(req): ApiJson<Target>,
+) -> AppResult<(StatusCode, axum::Json<Value>)> {
+    let urls = Urls::new(state.config());
+    let id = actor_id(&state, &req.target).await?;
+    if id.as_str().starts_with(&format!("{}/", urls.base())) {
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "local_account",
+            "error-follow-local",
+        ));
+    }
+    let signer = super::inbox::instance_signer(&state).await?;
+    let actor = remote::resolve(state.db(), state.fetch(), Some(&signer), &id, false)
+        .await
+        .map_err(|e| unreachable(&req.target, &e))?;
+    let Some(inbox) = actor.delivery_inbox().map(str::to_owned) else {
+        return Err(unreachable(&req.target, &"the actor has no inbox"));
+    };
+    let name = auth.user.username.clone();
+    let target = actor.ap_id.clone();
+    let follow_id = format!("{}/activities/follow/{:016x}", urls.base(), rand::random::<u64>());
+    let activity = follow_activity(&urls, &name, &follow_id, &target);
+    let created = state
+        .db()
+        .run(move |c| {
+            write_tx(c, |c| -> Result<bool, db::Error> {
+                if follows::outgoing::find(c, &name, &target)?.is_some() {
+                    return Ok(false);
+                }
+                follows::outgoing::insert(c, &name, &target, &inbox, &follow_id)?;
+                delivery::enqueue(c, &name, &inbox, activity)?;
+                Ok(true)
+            })
+        })
+        .await?;
+    if created {
+        state.wake_worker();
+    }
+    let name = auth.user.username.clone();
+    let target = actor.ap_id.clone();
+    let row = state
+        .db()
+        .run(move |c| follows::outgoing::find(c, &name, &target).map_err(db::Error::from))
+        .await?;
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(json!(row))))
+}
+
+async fn list(State(state): State<AppState>, Auth(auth): Auth) -> AppResult<axum::Json<Vec<Following>>> {
+    let name = auth.user.username.clone();
+    Ok(axum::Json(
+        state
+            .db()
+            .run(move |c| follows::outgoing::list(c, &name).map_err(db::Error::from))
+            .await?,
+    ))
+}
+
+async fn unfollow(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    ApiJson(req): ApiJson<Target>,
+) -> AppResult<StatusCode> {
+    let urls = Urls::new(state.config());
+    let name = auth.user.username.clone();
+    let id = actor_id(&state, &req.target).await?;
+    let target = id.to_string();
+    let removed = state
+        .db()
+        .run(move |c| {
+            write_tx(c, |c| -> Result<bool, db::Error> {
+                let Some(row) = follows::outgoing::find(c, &name, &target)? else {
+                    return Ok(false);
+                };
+                let undo = json!({
+                    "@context": "https://www.w3.org/ns/activitystreams",
+                    "id": format!("{}/activities/undo/{:016x}", urls.base(), rand::random::<u64>()),
+                    "type": "Undo",
+                    "actor": urls.user(&name),
+                    "object": follow_activity(&urls, &name, &row.follow_id, &target),
+                });
+                follows::outgoing::remove(c, &name, &target)?;
+                delivery::enqueue(c, &name, &row.target_inbox, undo)?;
+                Ok(true)
+            })
+        })
+        .await?;
+    if !removed {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            "not_following",
+            "error-not-following",
+        ));
+    }
+    state.wake_worker();
+    Ok(StatusCode::NO_CONTENT)
+}
