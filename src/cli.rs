@@ -41,6 +41,21 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Federation: domain blocks and the delivery queue.
+    #[command(subcommand)]
+    Federation(FederationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum FederationCommand {
+    /// Block a domain (and its subdomains): nothing is accepted from, fetched from or sent to it.
+    Block { domain: String },
+    /// Lift a block made with `agora federation block`.
+    Unblock { domain: String },
+    /// List blocked domains: one per line, with "config" or "cli" as the source.
+    Blocked,
+    /// Deliveries per receiving host: host, waiting, retrying, failed (tab-separated).
+    Queue,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -138,6 +153,9 @@ pub fn main() -> ExitCode {
         }),
         Command::User(cmd) => open_migrated(&config).and_then(|mut conn| user(&mut conn, cmd)),
         Command::Token(cmd) => open_migrated(&config).and_then(|mut conn| token(&mut conn, cmd)),
+        Command::Federation(cmd) => {
+            open_migrated(&config).and_then(|mut conn| federation(&mut conn, &config, cmd))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -338,6 +356,36 @@ fn token(conn: &mut DbConn, cmd: TokenCommand) -> Result<(), Failure> {
             rules::ensure_active(&user)?;
             let (_, plain) = rules::create_token(conn, user.id, &label)?;
             println!("{plain}");
+        }
+    }
+    Ok(())
+}
+
+fn federation(conn: &mut DbConn, config: &Config, cmd: FederationCommand) -> Result<(), Failure> {
+    use crate::federation::{delivery, policy};
+    let configured = &config.federation.blocked_domains;
+    match cmd {
+        FederationCommand::Block { domain } => {
+            policy::block(conn, &domain)?;
+        }
+        FederationCommand::Unblock { domain } => {
+            policy::unblock(conn, &domain, configured)?;
+        }
+        FederationCommand::Blocked => {
+            for d in configured {
+                println!("{d}\tconfig");
+            }
+            for d in policy::list(conn)?
+                .into_iter()
+                .filter(|d| !configured.contains(d))
+            {
+                println!("{d}\tcli");
+            }
+        }
+        FederationCommand::Queue => {
+            for (host, waiting, retrying, failed) in delivery::queue_summary(conn)? {
+                println!("{host}\t{waiting}\t{retrying}\t{failed}");
+            }
         }
     }
     Ok(())

@@ -512,6 +512,19 @@ pub fn is_local_http(u: &Url) -> bool {
     }
 }
 
+/// A domain name in the form we compare: lower case, no trailing dot; `None` if it is not one.
+pub fn normalize_domain(raw: &str) -> Option<String> {
+    let lower = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    let valid = !lower.is_empty()
+        && lower.len() <= 253
+        && lower.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    valid.then_some(lower)
+}
+
 /// Reads a TOML file and flattens it into dotted keys, refusing unknown keys and wrong types.
 pub fn read_file(path: &Path) -> Result<RawValues, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
@@ -713,15 +726,7 @@ impl Validator<'_> {
     fn domains(&mut self, name: &str) -> Vec<String> {
         let mut out = Vec::new();
         for d in self.list(name) {
-            let lower = d.trim_end_matches('.').to_ascii_lowercase();
-            let valid = !lower.is_empty()
-                && lower.len() <= 253
-                && lower.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                });
-            if valid {
+            if let Some(lower) = normalize_domain(&d) {
                 out.push(lower);
             } else {
                 self.errors.push(Error::Invalid(format!(

@@ -23,6 +23,7 @@ struct Inner {
     instance: RwLock<Option<(Instant, Arc<InstanceSettings>)>>,
     /// Wakes the job worker when work was queued, instead of waiting for its next poll.
     wake: tokio::sync::Notify,
+    blocked: RwLock<Option<(Instant, Arc<Vec<String>>)>>,
 }
 
 impl AppState {
@@ -36,12 +37,56 @@ impl AppState {
                 fetch,
                 instance: RwLock::new(None),
                 wake: tokio::sync::Notify::new(),
+                blocked: RwLock::new(None),
             }),
         })
     }
 
     pub fn fetch(&self) -> &FetchClient {
         &self.inner.fetch
+    }
+
+    /// Blocked domains (config and run time), re-read from the database every few seconds so a
+    /// block made with the CLI or by another process takes effect without a restart. The fetch
+    /// client gets the same list.
+    pub async fn blocked_domains(&self) -> Arc<Vec<String>> {
+        let cached = self.inner.blocked.read().ok().and_then(|g| g.clone());
+        if let Some((at, list)) = &cached
+            && at.elapsed() < SETTINGS_TTL
+        {
+            return list.clone();
+        }
+        let configured = self.inner.config.federation.blocked_domains.clone();
+        match self
+            .db()
+            .run(move |c| {
+                crate::federation::policy::effective(c, &configured).map_err(crate::db::Error::from)
+            })
+            .await
+        {
+            Ok(list) => {
+                self.inner.fetch.set_blocked(list.clone());
+                let list = Arc::new(list);
+                if let Ok(mut g) = self.inner.blocked.write() {
+                    *g = Some((Instant::now(), list.clone()));
+                }
+                list
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read domain blocks; using the last known ones");
+                cached.map_or_else(
+                    || Arc::new(self.inner.config.federation.blocked_domains.clone()),
+                    |(_, l)| l,
+                )
+            }
+        }
+    }
+
+    /// Forgets the cached blocklist after a change in this process.
+    pub fn invalidate_blocks(&self) {
+        if let Ok(mut g) = self.inner.blocked.write() {
+            *g = None;
+        }
     }
 
     /// Tells the worker that jobs are waiting.

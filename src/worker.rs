@@ -11,7 +11,8 @@ use crate::db::jobs::{self, Job, NewJob};
 use crate::db::{self, write_tx};
 use crate::state::AppState;
 
-/// Housekeeping: delete expired sessions and old login failures, then schedule the next run.
+/// Housekeeping: delete expired sessions, old login failures and old received-activity ids, then
+/// schedule the next run.
 pub const PURGE_EXPIRED: &str = "accounts.purge_expired";
 
 const POLL: Duration = Duration::from_secs(5);
@@ -84,7 +85,16 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), String> {
                         let now = db::now();
                         let (sessions, failures) =
                             accounts::model::purge_expired(c, now, now - TimeDelta::days(1))?;
-                        tracing::debug!(sessions, failures, "purged expired sessions and login failures");
+                        let received = crate::federation::inbox::prune_received(
+                            c,
+                            now - crate::federation::inbox::DEDUPE_WINDOW,
+                        )?;
+                        tracing::debug!(
+                            sessions,
+                            failures,
+                            received,
+                            "purged expired sessions, login failures and old activity ids"
+                        );
                         jobs::complete(c, id)?;
                         jobs::enqueue(
                             c,

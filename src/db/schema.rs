@@ -142,6 +142,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    domain_blocks (domain) {
+        domain -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     local_names,
     users,
@@ -155,4 +162,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     received_activities,
     followers,
     following,
+    domain_blocks,
 );

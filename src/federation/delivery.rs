@@ -64,6 +64,8 @@ pub async fn execute(state: &AppState, payload: &str) -> Result<(), String> {
         private_key_pem: key.private_key_pem,
     };
     let body = serde_json::to_vec(&p.activity).map_err(|e| e.to_string())?;
+    // Refreshes the fetch client's blocklist, so a domain blocked since queueing gets nothing.
+    state.blocked_domains().await;
     match state.fetch().post_activity(&inbox, &body, &signer).await {
         Ok(status) if (200..300).contains(&status) => Ok(()),
         Ok(status) if (400..500).contains(&status) && status != 408 && status != 429 => {
@@ -73,4 +75,30 @@ pub async fn execute(state: &AppState, payload: &str) -> Result<(), String> {
         Ok(status) => Err(format!("{inbox} answered {status}")),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Deliveries per receiving host: (host, waiting, retrying, failed for good).
+pub fn queue_summary(conn: &mut DbConn) -> Result<Vec<(String, i64, i64, i64)>, db::Error> {
+    use diesel::prelude::*;
+
+    use crate::db::schema::jobs;
+    let rows: Vec<(String, i32, Option<chrono::NaiveDateTime>)> = jobs::table
+        .filter(jobs::kind.eq(KIND))
+        .select((jobs::payload, jobs::attempts, jobs::failed_at))
+        .load(conn)?;
+    let mut by_host: std::collections::BTreeMap<String, (i64, i64, i64)> = std::collections::BTreeMap::new();
+    for (payload, attempts, failed_at) in rows {
+        let host = serde_json::from_str::<Payload>(&payload)
+            .ok()
+            .and_then(|p| Url::parse(&p.inbox).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "(unreadable)".to_owned());
+        let entry = by_host.entry(host).or_default();
+        match (failed_at, attempts) {
+            (Some(_), _) => entry.2 += 1,
+            (None, 0) => entry.0 += 1,
+            (None, _) => entry.1 += 1,
+        }
+    }
+    Ok(by_host.into_iter().map(|(h, (w, r, f))| (h, w, r, f)).collect())
 }

@@ -145,7 +145,8 @@ pub struct Signer {
 pub struct FetchClient {
     client: reqwest::Client,
     debug: bool,
-    blocked: Arc<Vec<String>>,
+    /// Replaced by [`FetchClient::set_blocked`] when run-time blocks change.
+    blocked: Arc<std::sync::RwLock<Vec<String>>>,
 }
 
 impl FetchClient {
@@ -171,15 +172,26 @@ impl FetchClient {
         Ok(Self {
             client,
             debug: config.federation.debug,
-            blocked: Arc::new(config.federation.blocked_domains.clone()),
+            blocked: Arc::new(std::sync::RwLock::new(config.federation.blocked_domains.clone())),
         })
+    }
+
+    /// The blocklist every later request is checked against.
+    pub fn set_blocked(&self, domains: Vec<String>) {
+        if let Ok(mut b) = self.blocked.write() {
+            *b = domains;
+        }
+    }
+
+    fn blocked(&self) -> Vec<String> {
+        self.blocked.read().map(|b| b.clone()).unwrap_or_default()
     }
 
     /// Fetches an ActivityPub document, signed by `signer`.
     pub async fn get_json(&self, url: &Url, signer: Option<&Signer>) -> Result<Value, FetchError> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
-            check_url(&url, self.debug, &self.blocked)?;
+            check_url(&url, self.debug, &self.blocked())?;
             let response = self.send(&url, signer).await?;
             let status = response.status();
             if status.is_redirection() {
@@ -233,7 +245,7 @@ impl FetchClient {
     /// Delivers an activity: a signed POST (`(request-target) host date digest`). Returns the
     /// HTTP status; the caller decides what is final. Redirects are not followed for POSTs.
     pub async fn post_activity(&self, inbox: &Url, body: &[u8], signer: &Signer) -> Result<u16, FetchError> {
-        check_url(inbox, self.debug, &self.blocked)?;
+        check_url(inbox, self.debug, &self.blocked())?;
         let host = match inbox.port() {
             Some(p) => format!("{}:{p}", inbox.host_str().unwrap_or_default()),
             None => inbox.host_str().unwrap_or_default().to_owned(),

@@ -25,6 +25,15 @@ use crate::db::schema::received_activities;
 use crate::db::{self, write_tx};
 use crate::state::AppState;
 
+/// How long received activity ids are remembered: longer than any sender retries the same one.
+pub const DEDUPE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// Forgets received activity ids older than `before`.
+pub fn prune_received(conn: &mut db::DbConn, before: chrono::NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(received_activities::table.filter(received_activities::received_at.lt(before)))
+        .execute(conn)
+}
+
 /// Longest we spend on one incoming activity (Lemmy allows 9 s).
 const BUDGET: Duration = Duration::from_secs(9);
 
@@ -112,7 +121,7 @@ async fn process(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
             "The activity id is not on the actor's server.",
         );
     }
-    if is_blocked(&actor_host, &state.config().federation.blocked_domains) {
+    if is_blocked(&actor_host, &state.blocked_domains().await) {
         return answer(
             StatusCode::FORBIDDEN,
             "This server does not federate with your domain.",

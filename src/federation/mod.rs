@@ -19,6 +19,7 @@ pub mod inbox;
 pub mod keys;
 pub mod negotiate;
 pub mod nodeinfo;
+pub mod policy;
 pub mod protocol;
 pub mod remote;
 pub mod routes;

@@ -178,6 +178,40 @@ fn user_commands_refuse_a_missing_sqlite_database() {
 }
 
 #[test]
+fn federation_block_commands() {
+    let db = TestDb::new(Backend::Sqlite).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agora"));
+        cmd.env_clear()
+            .current_dir(dir.path())
+            .env("AGORA_DATABASE_URL", db.url_string())
+            .env("AGORA_FEDERATION_BLOCKED_DOMAINS", "configured.example")
+            .args(args);
+        cmd.output().unwrap()
+    };
+    assert!(run(&["federation", "block", "Spam.Example."]).status.success());
+    assert!(
+        run(&["federation", "block", "spam.example"]).status.success(),
+        "blocking twice is fine"
+    );
+    let listed = text(&run(&["federation", "blocked"]).stdout);
+    assert_eq!(listed, "configured.example\tconfig\nspam.example\tcli\n");
+    let bad = run(&["federation", "block", "not a domain"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("is not a domain name"));
+    let cfg = run(&["federation", "unblock", "configured.example"]);
+    assert!(!cfg.status.success() && text(&cfg.stderr).contains("federation.blocked_domains"));
+    assert!(run(&["federation", "unblock", "spam.example"]).status.success());
+    assert!(
+        !run(&["federation", "unblock", "spam.example"]).status.success(),
+        "no longer blocked"
+    );
+    let queue = run(&["federation", "queue"]);
+    assert!(queue.status.success() && queue.stdout.is_empty());
+}
+
+#[test]
 fn migrate_is_quiet_and_idempotent() {
     let db = TestDb::empty(Backend::Sqlite).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -209,6 +243,11 @@ fn help_on_every_command() {
         &["user", "reset-password", "--help"],
         &["token", "--help"],
         &["token", "create", "--help"],
+        &["federation", "--help"],
+        &["federation", "block", "--help"],
+        &["federation", "unblock", "--help"],
+        &["federation", "blocked", "--help"],
+        &["federation", "queue", "--help"],
     ] {
         let out = agora(dir.path(), None, args, None);
         assert!(out.status.success(), "{args:?}");

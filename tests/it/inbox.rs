@@ -234,6 +234,22 @@ async fn follow_gets_a_signed_accept_and_undo_removes(b: Backend) {
         send(&srv, &private_pem, &key_id, &forged, "").await,
         StatusCode::BAD_REQUEST
     );
+    // A domain blocked at run time gets 403 and nothing is stored.
+    srv.state
+        .db()
+        .run(|c| {
+            agora::federation::policy::block(c, "localhost")
+                .map_err(|e| agora::db::Error::Migration(e.to_string()))
+        })
+        .await
+        .unwrap();
+    srv.state.invalidate_blocks();
+    let again = json!({ "id": format!("{base}/follows/2"), "type": "Follow", "actor": actor, "object": srv.at("/u/alice") });
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &again, "").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(count(&srv).await, 0);
     // 3 MB bodies are refused before anything is read.
     let big = reqwest::Client::new()
         .post(srv.at("/inbox"))
