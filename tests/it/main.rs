@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod config_files;
 mod db;
+mod delivery;
 mod federation;
 mod fetch;
 mod http;
