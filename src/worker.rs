@@ -16,8 +16,11 @@ use crate::state::AppState;
 pub const PURGE_EXPIRED: &str = "accounts.purge_expired";
 
 const POLL: Duration = Duration::from_secs(5);
-const BATCH: i64 = 16;
-const LEASE: TimeDelta = TimeDelta::minutes(5);
+/// Jobs claimed at once, and how long a claim lasts. A delivery takes at most 10 s (the fetch
+/// timeout), so a batch ends well inside its lease; after a crash its unfinished jobs are due again
+/// when the lease runs out (a delivery may then be sent twice; receivers deduplicate by id).
+const BATCH: i64 = 8;
+const LEASE: TimeDelta = TimeDelta::minutes(2);
 
 /// Schedules the recurring jobs (idempotent: a job that is already queued is kept).
 pub fn schedule_recurring(conn: &mut db::DbConn) -> Result<(), db::Error> {
