@@ -42,6 +42,30 @@ fn attempts(db: &agora::db::Db) -> Vec<i32> {
         .unwrap()
 }
 
+/// How many deliveries have a recorded failure and are back in the queue (not leased).
+fn failed_once(db: &agora::db::Db) -> i64 {
+    use agora::db::schema::jobs;
+    let mut c = db.get().unwrap();
+    jobs::table
+        .filter(jobs::kind.eq(delivery::KIND))
+        .filter(jobs::last_error.is_not_null())
+        .filter(jobs::locked_until.is_null())
+        .count()
+        .get_result(&mut *c)
+        .unwrap()
+}
+
+/// (attempts, last error, run_at) of every queued delivery, for failure messages.
+fn queue_state(db: &agora::db::Db) -> Vec<(i32, Option<String>, chrono::NaiveDateTime)> {
+    use agora::db::schema::jobs;
+    let mut c = db.get().unwrap();
+    jobs::table
+        .filter(jobs::kind.eq(delivery::KIND))
+        .select((jobs::attempts, jobs::last_error, jobs::run_at))
+        .load(&mut *c)
+        .unwrap()
+}
+
 async fn deliveries_survive_kill_9(b: Backend) {
     let Some(tdb) = tokio::task::spawn_blocking(move || TestDb::new(b)).await.unwrap() else {
         return;
@@ -81,13 +105,16 @@ async fn deliveries_survive_kill_9(b: Backend) {
     // The server tries once, fails (receiver down), and is killed without a chance to clean up.
     let mut server = serve(&tdb, data.path());
     let start = Instant::now();
-    while attempts(&db).contains(&0) && start.elapsed() < Duration::from_secs(20) {
+    // Attempts are counted when a job is claimed, so wait until each failure is recorded: a job
+    // killed mid-attempt stays leased for two minutes (correct, but not what this test is about).
+    while failed_once(&db) < 5 && start.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        attempts(&db).iter().all(|a| *a >= 1),
-        "every delivery was attempted: {:?}",
-        attempts(&db)
+    assert_eq!(
+        failed_once(&db),
+        5,
+        "every delivery failed once: {:?}",
+        queue_state(&db)
     );
     server.kill().unwrap(); // SIGKILL
     server.wait().unwrap();
@@ -111,7 +138,8 @@ async fn deliveries_survive_kill_9(b: Backend) {
     let mut server = serve(&tdb, data.path());
     let start = Instant::now();
     // The first retry is due 30 s after the failed attempt.
-    while received.lock().unwrap().len() < 5 && start.elapsed() < Duration::from_secs(90) {
+    // Generous: on a loaded CI machine a retry that fails again waits another 60 s.
+    while received.lock().unwrap().len() < 5 && start.elapsed() < Duration::from_secs(150) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -123,7 +151,12 @@ async fn deliveries_survive_kill_9(b: Backend) {
         .iter()
         .map(|a| a["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids.len(), 5, "every activity arrived: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        5,
+        "every activity arrived: {ids:?}; queue: {:?}",
+        queue_state(&db)
+    );
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 5, "exactly once");
