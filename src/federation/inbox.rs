@@ -185,7 +185,7 @@ async fn process(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
             "A signed header is missing from the request.",
         );
     };
-    let mut verified = false;
+    let mut verified = None;
     for refresh in [false, true] {
         match remote::resolve(state.db(), state.fetch(), Some(&signer), &activity.actor, refresh).await {
             Ok(actor) => {
@@ -193,7 +193,7 @@ async fn process(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
                     .key_pem(&sig.key_id)
                     .is_some_and(|pem| signatures::verify(&sig, &message, &pem).is_ok())
                 {
-                    verified = true;
+                    verified = Some(actor);
                     break;
                 }
             }
@@ -207,14 +207,14 @@ async fn process(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
             }
         }
     }
-    if !verified {
+    let Some(sender) = verified else {
         return answer(StatusCode::UNAUTHORIZED, "The signature does not verify.");
-    }
+    };
     let date = headers.get("date").and_then(|v| v.to_str().ok());
     if let Err(e) = signatures::check_policy(&sig, "POST", date, chrono::Utc::now()) {
         return answer(StatusCode::UNAUTHORIZED, &e.to_string());
     }
-    match apply(state, &activity, &dedupe_key).await {
+    match apply(state, &activity, &sender, &dedupe_key).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(e) => internal(&e),
     }
@@ -246,7 +246,14 @@ fn local_user_name(urls: &Urls, url: &Url) -> Option<String> {
 }
 
 /// Applies a verified activity and records it as received, in one transaction.
-async fn apply(state: &AppState, activity: &RemoteActivity, dedupe_key: &str) -> Result<(), db::Error> {
+/// `sender` is the actor whose signature was just verified (fetched or cached then), so nothing
+/// is looked up twice.
+async fn apply(
+    state: &AppState,
+    activity: &RemoteActivity,
+    sender: &remote::CachedActor,
+    dedupe_key: &str,
+) -> Result<(), db::Error> {
     let urls = Urls::new(state.config());
     let actor = activity.actor.to_string();
     let key = dedupe_key.to_owned();
@@ -275,23 +282,15 @@ async fn apply(state: &AppState, activity: &RemoteActivity, dedupe_key: &str) ->
                     .run(move |c| write_tx(c, record).map(|_| ()).map_err(db::Error::from))
                     .await;
             };
-            let inbox_actor = activity.actor.clone();
-            let signer = instance_signer(state)
-                .await
-                .map_err(|e| db::Error::Migration(e.to_string()))?;
-            let remote = remote::resolve(state.db(), state.fetch(), Some(&signer), &inbox_actor, false)
-                .await
-                .map_err(|e| db::Error::Migration(e.to_string()))?;
-            let Some(inbox) = remote.delivery_inbox().map(str::to_owned) else {
+            let Some(inbox) = sender.delivery_inbox().map(str::to_owned) else {
                 return Ok(());
             };
-            let follow = activity.object.clone().map_or(Value::Null, |_| {
-                json!({
-                    "id": activity.id.as_ref().map(ToString::to_string),
-                    "type": "Follow",
-                    "actor": actor,
-                    "object": urls.user(&name),
-                })
+            // The Accept's object is the Follow as received (same id), rebuilt with its fields.
+            let follow = json!({
+                "id": activity.id.as_ref().map(ToString::to_string),
+                "type": "Follow",
+                "actor": actor,
+                "object": urls.user(&name),
             });
             let follow_id = activity.id.as_ref().map(ToString::to_string).unwrap_or_default();
             let accept = json!({
