@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(instance::routes::routes())
         .merge(federation::routes::routes())
         .merge(federation::api::routes())
+        .merge(federation::pages::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { AppError::not_found() })
@@ -134,13 +135,15 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(worker::run(state.clone(), worker_stop));
+    let worker = tokio::spawn(worker::run(state.clone(), worker_stop.clone()));
+    let deliveries = tokio::spawn(federation::delivery::run(state.clone(), worker_stop));
     let app = router(state);
     let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop_worker.send(true);
     let _ = worker.await;
+    let _ = deliveries.await;
     result
 }
 

@@ -383,8 +383,14 @@ fn federation(conn: &mut DbConn, config: &Config, cmd: FederationCommand) -> Res
             }
         }
         FederationCommand::Queue => {
-            for (host, waiting, retrying, failed) in delivery::queue_summary(conn)? {
-                println!("{host}\t{waiting}\t{retrying}\t{failed}");
+            let lines = delivery::queue_summary(conn, crate::db::now())?;
+            if lines.is_empty() {
+                println!("The delivery queue is empty.");
+            } else {
+                println!("instance\tpending\tretrying\tstate");
+                for l in lines {
+                    println!("{}\t{}\t{}\t{}", l.host, l.pending, l.retrying, l.state);
+                }
             }
         }
     }

@@ -23,6 +23,7 @@ struct Inner {
     instance: RwLock<Option<(Instant, Arc<InstanceSettings>)>>,
     /// Wakes the job worker when work was queued, instead of waiting for its next poll.
     wake: tokio::sync::Notify,
+    wake_delivery: tokio::sync::Notify,
     blocked: RwLock<Option<(Instant, Arc<Vec<String>>)>>,
 }
 
@@ -37,6 +38,7 @@ impl AppState {
                 fetch,
                 instance: RwLock::new(None),
                 wake: tokio::sync::Notify::new(),
+                wake_delivery: tokio::sync::Notify::new(),
                 blocked: RwLock::new(None),
             }),
         })
@@ -96,6 +98,15 @@ impl AppState {
 
     pub async fn worker_woken(&self) {
         self.inner.wake.notified().await;
+    }
+
+    /// Tells the delivery loop that deliveries were queued.
+    pub fn wake_delivery(&self) {
+        self.inner.wake_delivery.notify_one();
+    }
+
+    pub async fn delivery_woken(&self) {
+        self.inner.wake_delivery.notified().await;
     }
 
     pub fn config(&self) -> &Config {

@@ -11,8 +11,8 @@ use crate::db::jobs::{self, Job, NewJob};
 use crate::db::{self, write_tx};
 use crate::state::AppState;
 
-/// Housekeeping: delete expired sessions, old login failures and old received-activity ids, then
-/// schedule the next run.
+/// Housekeeping: delete expired sessions, old login failures, old received-activity ids and
+/// deliveries given up on, then schedule the next run.
 pub const PURGE_EXPIRED: &str = "accounts.purge_expired";
 
 const POLL: Duration = Duration::from_secs(5);
@@ -92,11 +92,14 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), String> {
                             c,
                             now - crate::federation::inbox::DEDUPE_WINDOW,
                         )?;
+                        let (expired, orphans) = crate::federation::delivery::purge(c, now)?;
                         tracing::debug!(
                             sessions,
                             failures,
                             received,
-                            "purged expired sessions, login failures and old activity ids"
+                            expired,
+                            orphans,
+                            "purged expired sessions, login failures, old activity ids and deliveries"
                         );
                         jobs::complete(c, id)?;
                         jobs::enqueue(
@@ -111,7 +114,6 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())
         }
-        crate::federation::delivery::KIND => crate::federation::delivery::execute(state, &job.payload).await,
         other => Err(format!("unknown job kind {other}")),
     }
 }

@@ -80,6 +80,8 @@ pub struct User {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
+    /// Follow requests wait for the user's decision instead of being accepted at once.
+    pub manually_approves_followers: bool,
 }
 
 impl User {

@@ -607,12 +607,23 @@ async fn profile_submit(
 ) -> AppResult<Response> {
     let user = auth.user.clone();
     let (name, language) = (form.display_name.clone(), form.language.clone());
+    let urls = crate::federation::Urls::new(state.config());
     match state
         .db()
-        .run(move |c| rules::update_profile(c, &user, &name, &language))
+        .run(move |c| {
+            crate::db::write_tx(c, |c| {
+                let updated = rules::update_profile(c, &user, &name, &language)?;
+                // Followers' servers show the name; the language is nobody else's business.
+                if updated.display_name != user.display_name {
+                    crate::federation::actors::send_profile_update(c, &urls, &updated)?;
+                }
+                Ok(updated)
+            })
+        })
         .await
     {
         Ok(user) => {
+            state.wake_delivery();
             let mut response = Redirect::to("/settings?saved=1").into_response();
             let lang = user.language.as_deref().unwrap_or_default();
             response

@@ -24,6 +24,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        manually_approves_followers -> Bool,
     }
 }
 
@@ -127,6 +128,8 @@ diesel::table! {
         inbox -> Text,
         follow_id -> Text,
         created_at -> Timestamp,
+        shared_inbox -> Nullable<Text>,
+        state -> Text,
     }
 }
 
@@ -149,7 +152,46 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outgoing_activities (id) {
+        id -> BigInt,
+        ap_id -> Text,
+        owner -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> BigInt,
+        activity_id -> BigInt,
+        inbox -> Text,
+        host -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    instances (host) {
+        host -> Text,
+        failing_since -> Nullable<Timestamp>,
+        last_success_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        paused_until -> Nullable<Timestamp>,
+        dead -> Bool,
+    }
+}
+
+diesel::joinable!(deliveries -> outgoing_activities (activity_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    outgoing_activities,
+    deliveries,
+    instances,
     local_names,
     users,
     sessions,

@@ -55,10 +55,38 @@ pub fn person(user: &User, public_key_pem: &str, urls: &Urls) -> Value {
         "following": format!("{id}/following"),
         "publicKey": public_key(&id, public_key_pem),
         "endpoints": { "sharedInbox": urls.shared_inbox() },
-        "manuallyApprovesFollowers": false,
+        "manuallyApprovesFollowers": user.manually_approves_followers,
         "discoverable": true,
         "published": rfc3339(&user.created_at),
     })
+}
+
+/// Sends `Update{Person}` with the user's current actor document to their followers, so remote
+/// servers refresh name and settings. Call in the transaction of the change.
+pub fn send_profile_update(
+    conn: &mut crate::db::DbConn,
+    urls: &Urls,
+    user: &User,
+) -> diesel::QueryResult<usize> {
+    let Some(key) = super::keys::find(conn, &user.username)? else {
+        return Ok(0);
+    };
+    let mut person = person(user, &key.public_key_pem, urls);
+    let context = person
+        .as_object_mut()
+        .and_then(|o| o.remove("@context"))
+        .unwrap_or_else(context);
+    let id = urls.user(&user.username);
+    let activity = json!({
+        "@context": context,
+        "id": format!("{id}#updates/{}", crate::db::now().and_utc().timestamp_millis()),
+        "type": "Update",
+        "actor": id,
+        "to": ["https://www.w3.org/ns/activitystreams#Public"],
+        "cc": [format!("{id}/followers")],
+        "object": person,
+    });
+    super::delivery::send_to_followers(conn, &user.username, &user.username, &activity)
 }
 
 /// The instance actor, which signs our outgoing fetches. Fetchable without a signature.
@@ -86,6 +114,40 @@ pub fn application(
         "discoverable": false,
         "published": rfc3339(published),
     })
+}
+
+/// Items per collection page.
+pub const PAGE_SIZE: i64 = 50;
+
+/// A paged `OrderedCollection`: without `page` the collection with its count and a link to the
+/// first page; with `page` (from 1) that page of items, linked to its neighbours.
+pub fn paged_collection(id: &str, total: i64, page: Option<i64>, items: Vec<String>) -> Value {
+    match page {
+        None => json!({
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": id,
+            "type": "OrderedCollection",
+            "totalItems": total,
+            "first": format!("{id}?page=1"),
+        }),
+        Some(n) => {
+            let mut doc = json!({
+                "@context": "https://www.w3.org/ns/activitystreams",
+                "id": format!("{id}?page={n}"),
+                "type": "OrderedCollectionPage",
+                "partOf": id,
+                "totalItems": total,
+                "orderedItems": items,
+            });
+            if n * PAGE_SIZE < total {
+                doc["next"] = format!("{id}?page={}", n + 1).into();
+            }
+            if n > 1 {
+                doc["prev"] = format!("{id}?page={}", n - 1).into();
+            }
+            doc
+        }
+    }
 }
 
 /// An `OrderedCollection` without items (outbox and following until posts and outgoing follows

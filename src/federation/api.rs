@@ -1,11 +1,13 @@
 //! JSON API for federation: following remote accounts.
 //! `POST /api/v1/follows {"target": "name@host" | actor URL}`, `GET /api/v1/follows`,
-//! `DELETE /api/v1/follows {"target": actor URL}`.
+//! `DELETE /api/v1/follows {"target": actor URL}`. Followers of the signed-in user:
+//! `GET /api/v1/me/followers`, `PUT /api/v1/me/follower_approval {"manual": bool}`,
+//! `POST /api/v1/me/follow_requests/{id}/accept|reject`.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
@@ -19,7 +21,11 @@ use crate::state::AppState;
 use crate::web::extract::ApiJson;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/follows", post(follow).get(list).delete(unfollow))
+    Router::new()
+        .route("/api/v1/follows", post(follow).get(list).delete(unfollow))
+        .route("/api/v1/me/followers", get(followers))
+        .route("/api/v1/me/follower_approval", put(set_approval))
+        .route("/api/v1/me/follow_requests/{id}/{decision}", post(decide_request))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,13 +97,13 @@ async fn follow(
                     return Ok(false);
                 }
                 follows::outgoing::insert(c, &name, &target, &inbox, &follow_id)?;
-                delivery::enqueue(c, &name, &inbox, activity)?;
+                delivery::send(c, &name, &activity, [&inbox])?;
                 Ok(true)
             })
         })
         .await?;
     if created {
-        state.wake_worker();
+        state.wake_delivery();
     }
     let name = auth.user.username.clone();
     let target = actor.ap_id.clone();
@@ -147,7 +153,7 @@ async fn unfollow(
                     "object": follow_activity(&urls, &name, &row.follow_id, &target),
                 });
                 follows::outgoing::remove(c, &name, &target)?;
-                delivery::enqueue(c, &name, &row.target_inbox, undo)?;
+                delivery::send(c, &name, &undo, [&row.target_inbox])?;
                 Ok(true)
             })
         })
@@ -159,6 +165,55 @@ async fn unfollow(
             "error-not-following",
         ));
     }
-    state.wake_worker();
+    state.wake_delivery();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Followers and waiting follow requests (`state`: `accepted` or `pending`), newest first.
+async fn followers(State(state): State<AppState>, Auth(auth): Auth) -> AppResult<axum::Json<Value>> {
+    let name = auth.user.username.clone();
+    let (requests, accepted) = state
+        .db()
+        .run(move |c| Ok::<_, db::Error>((follows::pending(c, &name)?, follows::page(c, &name, 0, 1000)?)))
+        .await?;
+    Ok(axum::Json(json!({
+        "manually_approves_followers": auth.user.manually_approves_followers,
+        "requests": requests,
+        "followers": accepted,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct Approval {
+    manual: bool,
+}
+
+async fn set_approval(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    ApiJson(req): ApiJson<Approval>,
+) -> AppResult<axum::Json<Value>> {
+    let urls = Urls::new(state.config());
+    let user = auth.user.clone();
+    let accepted = state
+        .db()
+        .run(move |c| {
+            write_tx(c, |c| follows::set_manual_approval(c, &urls, &user, req.manual))
+                .map_err(db::Error::from)
+        })
+        .await?;
+    state.wake_delivery();
+    Ok(axum::Json(json!({
+        "manually_approves_followers": req.manual,
+        "accepted_requests": accepted,
+    })))
+}
+
+async fn decide_request(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((id, decision)): Path<(i64, String)>,
+) -> AppResult<StatusCode> {
+    super::pages::decide(&state, &auth.user.username, id, &decision).await?;
     Ok(StatusCode::NO_CONTENT)
 }

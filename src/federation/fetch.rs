@@ -18,6 +18,9 @@ use super::signatures;
 pub const MAX_BODY: usize = 1024 * 1024;
 pub const MAX_REDIRECTS: usize = 3;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// A delivery POST: the receiver may process the activity before answering (Mastodon does not,
+/// Lemmy does); 10 s is what Lemmy allows for that.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
@@ -141,6 +144,20 @@ pub struct Signer {
     pub private_key_pem: String,
 }
 
+/// A parsed key for signing deliveries (parsing once per owner, not once per request).
+#[derive(Clone)]
+pub struct SigningKey {
+    pub key_id: String,
+    pub pair: Arc<aws_lc_rs::rsa::KeyPair>,
+}
+
+/// What an inbox answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostAnswer {
+    pub status: u16,
+    pub retry_after: Option<chrono::TimeDelta>,
+}
+
 #[derive(Clone)]
 pub struct FetchClient {
     client: reqwest::Client,
@@ -244,7 +261,12 @@ impl FetchClient {
 
     /// Delivers an activity: a signed POST (`(request-target) host date digest`). Returns the
     /// HTTP status; the caller decides what is final. Redirects are not followed for POSTs.
-    pub async fn post_activity(&self, inbox: &Url, body: &[u8], signer: &Signer) -> Result<u16, FetchError> {
+    pub async fn post_activity(
+        &self,
+        inbox: &Url,
+        body: &[u8],
+        signer: &SigningKey,
+    ) -> Result<PostAnswer, FetchError> {
         check_url(inbox, self.debug, &self.blocked())?;
         let host = match inbox.port() {
             Some(p) => format!("{}:{p}", inbox.host_str().unwrap_or_default()),
@@ -256,8 +278,8 @@ impl FetchClient {
             Some(q) => format!("{}?{q}", inbox.path()),
             None => inbox.path().to_owned(),
         };
-        let signature = signatures::sign(
-            &signer.private_key_pem,
+        let signature = signatures::sign_with(
+            &signer.pair,
             &signer.key_id,
             "POST",
             &target,
@@ -279,6 +301,7 @@ impl FetchClient {
             .header("digest", digest)
             .header("signature", signature)
             .body(body.to_vec())
+            .timeout(DELIVERY_TIMEOUT)
             .send()
             .await
             .map_err(|e| {
@@ -291,7 +314,15 @@ impl FetchClient {
                     }
                 }
             })?;
-        Ok(response.status().as_u16())
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| super::delivery::parse_retry_after(v, chrono::Utc::now()));
+        Ok(PostAnswer {
+            status: response.status().as_u16(),
+            retry_after,
+        })
     }
 
     async fn send(&self, url: &Url, signer: Option<&Signer>) -> Result<reqwest::Response, FetchError> {

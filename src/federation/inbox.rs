@@ -198,7 +198,13 @@ async fn process(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
                 }
             }
             Err(remote::Error::Deleted(_)) if activity.kind == "Delete" => {
-                // An actor that deleted itself cannot be verified any more; nothing of it is kept.
+                // An actor that deleted itself cannot be verified any more, but its own server
+                // answering 410 for it is proof enough: forget its follows, and answer 202 so
+                // the sender stops retrying.
+                let gone = activity.actor.to_string();
+                if let Err(e) = state.db().run(move |c| forget_actor(c, &gone)).await {
+                    return internal(&e);
+                }
                 return StatusCode::ACCEPTED.into_response();
             }
             Err(e) => {
@@ -234,6 +240,20 @@ pub(crate) async fn instance_signer(state: &AppState) -> Result<Signer, super::E
         key_id: format!("{}#main-key", Urls::new(state.config()).instance_actor()),
         private_key_pem: key.private_key_pem,
     })
+}
+
+/// Removes a deleted remote actor's follows in both directions and marks it deleted.
+fn forget_actor(c: &mut db::DbConn, actor: &str) -> Result<(), db::Error> {
+    write_tx(c, |c| forget_actor_in(c, actor)).map_err(db::Error::from)
+}
+
+/// [`forget_actor`] inside the caller's transaction.
+fn forget_actor_in(c: &mut db::DbConn, actor: &str) -> QueryResult<()> {
+    use crate::db::schema::{followers, following};
+    remote::mark_deleted(c, actor, db::now())?;
+    diesel::delete(followers::table.filter(followers::actor_ap_id.eq(actor))).execute(c)?;
+    diesel::delete(following::table.filter(following::target_ap_id.eq(actor))).execute(c)?;
+    Ok(())
 }
 
 /// The local user an actor URL names, if it is ours and active.
@@ -282,24 +302,11 @@ async fn apply(
                     .run(move |c| write_tx(c, record).map(|_| ()).map_err(db::Error::from))
                     .await;
             };
-            let Some(inbox) = sender.delivery_inbox().map(str::to_owned) else {
+            let Some(inbox) = sender.inbox.clone().or_else(|| sender.shared_inbox.clone()) else {
                 return Ok(());
             };
-            // The Accept's object is the Follow as received (same id), rebuilt with its fields.
-            let follow = json!({
-                "id": activity.id.as_ref().map(ToString::to_string),
-                "type": "Follow",
-                "actor": actor,
-                "object": urls.user(&name),
-            });
+            let shared = sender.shared_inbox.clone();
             let follow_id = activity.id.as_ref().map(ToString::to_string).unwrap_or_default();
-            let accept = json!({
-                "@context": "https://www.w3.org/ns/activitystreams",
-                "id": format!("{}/activities/accept/{:016x}", urls.base(), rand::random::<u64>()),
-                "type": "Accept",
-                "actor": urls.user(&name),
-                "object": follow,
-            });
             let done = state
                 .db()
                 .run(move |c| {
@@ -313,18 +320,28 @@ async fn apply(
                         if user.status() != Status::Active {
                             return Ok(false);
                         }
-                        follows::add(c, &name, &actor, &inbox, &follow_id)?;
-                        delivery::enqueue(c, &name, &inbox, accept).map_err(|e| match e {
-                            db::Error::Query(q) => q,
-                            other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
-                        })?;
+                        let follower = follows::add(
+                            c,
+                            &name,
+                            &actor,
+                            &inbox,
+                            shared.as_deref(),
+                            &follow_id,
+                            user.manually_approves_followers,
+                        )?;
+                        if !follower.is_accepted() {
+                            // Waits for the user's decision (settings page or API).
+                            return Ok(false);
+                        }
+                        let accept = follows::answer(&urls, &urls.user(&name), &follower, true);
+                        delivery::send(c, &name, &accept, [follower.delivery_inbox()])?;
                         Ok(true)
                     })
                     .map_err(db::Error::from)
                 })
                 .await?;
             if done {
-                state.wake_worker();
+                state.wake_delivery();
             }
             Ok(())
         }
@@ -371,6 +388,43 @@ async fn apply(
                             } else {
                                 follows::outgoing::remove_by_follow_id(c, &id, &actor)?;
                             }
+                        }
+                        Ok::<_, diesel::result::Error>(())
+                    })
+                    .map_err(db::Error::from)
+                })
+                .await
+        }
+        "Update" => {
+            // A profile change: the embedded actor document replaces our cached copy. Only the
+            // actor itself may speak for its profile.
+            let updated = activity.object.as_ref().and_then(|o| match protocol::parse(o) {
+                Ok(Document::Actor(a)) if a.id == activity.actor => Some(a),
+                _ => None,
+            });
+            state
+                .db()
+                .run(move |c| {
+                    write_tx(c, |c| {
+                        if record(c)?
+                            && let Some(a) = updated
+                        {
+                            remote::store(c, &a, db::now())?;
+                        }
+                        Ok::<_, diesel::result::Error>(())
+                    })
+                    .map_err(db::Error::from)
+                })
+                .await
+        }
+        "Delete" if activity.object_id.as_ref() == Some(&activity.actor) => {
+            let gone = actor.clone();
+            state
+                .db()
+                .run(move |c| {
+                    write_tx(c, |c| {
+                        if record(c)? {
+                            forget_actor_in(c, &gone)?;
                         }
                         Ok::<_, diesel::result::Error>(())
                     })

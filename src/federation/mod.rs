@@ -5,9 +5,6 @@
 //! `{public_url}/g/{slug}`, the instance actor `{public_url}/actor`; every local actor's inbox is
 //! the shared `{public_url}/inbox`. Keys are RSA-2048, made with aws-lc-rs when the actor is
 //! created and never replaced.
-//!
-//! Still to come (tracked in the federation issue): the signed inbox pipeline, follows and the
-//! persistent delivery queue.
 
 pub mod actors;
 pub mod api;
@@ -19,6 +16,7 @@ pub mod inbox;
 pub mod keys;
 pub mod negotiate;
 pub mod nodeinfo;
+pub mod pages;
 pub mod policy;
 pub mod protocol;
 pub mod remote;

@@ -204,9 +204,15 @@ async fn user_actor(
     Ok(response)
 }
 
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    page: Option<String>,
+}
+
 async fn user_collection(
     State(state): State<AppState>,
     Path((name, collection)): Path<(String, String)>,
+    Query(query): Query<PageQuery>,
 ) -> AppResult<Response> {
     if !matches!(collection.as_str(), "outbox" | "followers" | "following") {
         return Err(AppError::not_found());
@@ -215,15 +221,39 @@ async fn user_collection(
         return Err(AppError::not_found());
     };
     let id = format!("{}/{collection}", Urls::new(state.config()).user(&user.username));
-    let mut doc = actors::empty_collection(id);
-    if collection == "followers" {
-        // The count only, as Lemmy and Mastodon publish it: follower lists are not public.
-        let name = user.username.clone();
-        let total = state
-            .db()
-            .run(move |c| super::follows::count(c, &name).map_err(crate::db::Error::from))
-            .await?;
-        doc["totalItems"] = total.into();
+    if collection == "outbox" {
+        return Ok((StatusCode::OK, activity_json(actors::empty_collection(id))).into_response());
     }
-    Ok((StatusCode::OK, activity_json(doc)).into_response())
+    // Anything but a page number from 1 to a sane bound is the collection itself.
+    let page = query
+        .page
+        .and_then(|p| p.parse::<i64>().ok())
+        .filter(|p| (1..=100_000).contains(p));
+    let name = user.username.clone();
+    let (total, items) = state
+        .db()
+        .run(move |c| -> Result<(i64, Vec<String>), crate::db::Error> {
+            let offset = (page.unwrap_or(1) - 1) * actors::PAGE_SIZE;
+            if collection == "followers" {
+                let total = super::follows::count(c, &name)?;
+                let items = match page {
+                    Some(_) => super::follows::page(c, &name, offset, actors::PAGE_SIZE)?,
+                    None => Vec::new(),
+                };
+                Ok((total, items))
+            } else {
+                let total = super::follows::outgoing::count_accepted(c, &name)?;
+                let items = match page {
+                    Some(_) => super::follows::outgoing::page_accepted(c, &name, offset, actors::PAGE_SIZE)?,
+                    None => Vec::new(),
+                };
+                Ok((total, items))
+            }
+        })
+        .await?;
+    Ok((
+        StatusCode::OK,
+        activity_json(actors::paged_collection(&id, total, page, items)),
+    )
+        .into_response())
 }

@@ -214,8 +214,29 @@ pub fn sign(
     path_and_query: &str,
     headers: &[(&str, &str)],
 ) -> Result<String, SigError> {
+    sign_with(
+        &parse_private_key(private_key_pem)?,
+        key_id,
+        method,
+        path_and_query,
+        headers,
+    )
+}
+
+/// Parses a PKCS#8 PEM private key once, for [`sign_with`] (parsing costs more than signing).
+pub fn parse_private_key(private_key_pem: &str) -> Result<KeyPair, SigError> {
     let (_, der) = pem_der(private_key_pem).ok_or(SigError::Key)?;
-    let pair = KeyPair::from_pkcs8(&der).map_err(|_| SigError::Key)?;
+    KeyPair::from_pkcs8(&der).map_err(|_| SigError::Key)
+}
+
+/// [`sign`] with an already parsed key.
+pub fn sign_with(
+    pair: &KeyPair,
+    key_id: &str,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Result<String, SigError> {
     let mut names = vec!["(request-target)".to_owned()];
     names.extend(headers.iter().map(|(n, _)| n.to_ascii_lowercase()));
     let header = SignatureHeader {

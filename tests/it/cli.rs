@@ -208,7 +208,11 @@ fn federation_block_commands() {
         "no longer blocked"
     );
     let queue = run(&["federation", "queue"]);
-    assert!(queue.status.success() && queue.stdout.is_empty());
+    assert!(queue.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&queue.stdout).trim(),
+        "The delivery queue is empty."
+    );
 }
 
 #[test]
