@@ -54,7 +54,13 @@ enum FederationCommand {
     Unblock { domain: String },
     /// List blocked domains: one per line, with "config" or "cli" as the source.
     Blocked,
-    /// Deliveries per receiving host: host, waiting, retrying, failed (tab-separated).
+    /// Allow a domain (and its subdomains) for `federation.allowlist_only`.
+    Allow { domain: String },
+    /// Remove a domain allowed with `agora federation allow`.
+    Disallow { domain: String },
+    /// List allowed domains, with "config" or "cli" as the source, and whether allowlist mode is on.
+    Allowed,
+    /// Deliveries per receiving instance: instance, pending, retrying, state (tab-separated).
     Queue,
 }
 
@@ -376,6 +382,35 @@ fn federation(conn: &mut DbConn, config: &Config, cmd: FederationCommand) -> Res
                 println!("{d}\tconfig");
             }
             for d in policy::list(conn)?
+                .into_iter()
+                .filter(|d| !configured.contains(d))
+            {
+                println!("{d}\tcli");
+            }
+        }
+        FederationCommand::Allow { domain } => {
+            let domain = policy::allow(conn, &domain)?;
+            if !config.federation.allowlist_only {
+                eprintln!("{domain} is allowed; it takes effect when federation.allowlist_only is true.");
+            }
+        }
+        FederationCommand::Disallow { domain } => {
+            policy::disallow(conn, &domain, &config.federation.allowed_domains)?;
+        }
+        FederationCommand::Allowed => {
+            println!(
+                "# allowlist mode is {}",
+                if config.federation.allowlist_only {
+                    "on"
+                } else {
+                    "off"
+                }
+            );
+            let configured = &config.federation.allowed_domains;
+            for d in configured {
+                println!("{d}\tconfig");
+            }
+            for d in policy::list_allowed(conn)?
                 .into_iter()
                 .filter(|d| !configured.contains(d))
             {

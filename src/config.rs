@@ -99,7 +99,13 @@ pub const KEYS: &[Key] = &[
         name: "federation.allowlist_only",
         kind: Kind::Bool,
         default: Some("false"),
-        help: "Federate only with instances an admin has explicitly allowed.",
+        help: "Federate only with allowed domains (federation.allowed_domains and `agora federation allow`).",
+    },
+    Key {
+        name: "federation.allowed_domains",
+        kind: Kind::List,
+        default: Some("[]"),
+        help: "With allowlist_only: the domains we federate with (their subdomains too). In the environment: comma-separated.",
     },
     Key {
         name: "http.trusted_proxies",
@@ -266,6 +272,7 @@ pub struct Federation {
     pub debug: bool,
     pub blocked_domains: Vec<String>,
     pub allowlist_only: bool,
+    pub allowed_domains: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -379,6 +386,7 @@ impl Config {
         };
         let blocked_domains = v.domains("federation.blocked_domains");
         let allowlist_only = v.bool("federation.allowlist_only").unwrap_or(false);
+        let allowed_domains = v.domains("federation.allowed_domains");
         let debug = match v.opt_bool("federation.debug") {
             Some(b) => b,
             None => public_url.as_ref().is_some_and(is_local_http),
@@ -407,6 +415,7 @@ impl Config {
                         debug,
                         blocked_domains,
                         allowlist_only,
+                        allowed_domains,
                     },
                     trusted_proxies,
                     smtp,
@@ -462,6 +471,10 @@ impl Config {
         line(
             "federation.allowlist_only",
             self.federation.allowlist_only.to_string(),
+        );
+        line(
+            "federation.allowed_domains",
+            list(&self.federation.allowed_domains),
         );
         let proxies: Vec<String> = self.trusted_proxies.iter().map(ToString::to_string).collect();
         line("http.trusted_proxies", list(&proxies));

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::db::Db;
 use crate::federation::fetch::FetchClient;
+use crate::federation::policy::DomainPolicy;
 use crate::instance::InstanceSettings;
 
 /// How long other processes may show outdated instance settings after an admin changes them.
@@ -24,7 +25,7 @@ struct Inner {
     /// Wakes the job worker when work was queued, instead of waiting for its next poll.
     wake: tokio::sync::Notify,
     wake_delivery: tokio::sync::Notify,
-    blocked: RwLock<Option<(Instant, Arc<Vec<String>>)>>,
+    blocked: RwLock<Option<(Instant, Arc<DomainPolicy>)>>,
 }
 
 impl AppState {
@@ -48,17 +49,17 @@ impl AppState {
         &self.inner.fetch
     }
 
-    /// Blocked domains (config and run time), re-read from the database every few seconds so a
-    /// block made with the CLI or by another process takes effect without a restart. The fetch
-    /// client gets the same list.
-    pub async fn blocked_domains(&self) -> Arc<Vec<String>> {
+    /// The domain policy (config and run time), re-read from the database every few seconds so
+    /// a block or allow made with the CLI or by another process takes effect without a restart.
+    /// The fetch client gets the same policy.
+    pub async fn domain_policy(&self) -> Arc<DomainPolicy> {
         let cached = self.inner.blocked.read().ok().and_then(|g| g.clone());
-        if let Some((at, list)) = &cached
+        if let Some((at, policy)) = &cached
             && at.elapsed() < SETTINGS_TTL
         {
-            return list.clone();
+            return policy.clone();
         }
-        let configured = self.inner.config.federation.blocked_domains.clone();
+        let configured = self.inner.config.federation.clone();
         match self
             .db()
             .run(move |c| {
@@ -66,19 +67,25 @@ impl AppState {
             })
             .await
         {
-            Ok(list) => {
-                self.inner.fetch.set_blocked(list.clone());
-                let list = Arc::new(list);
+            Ok(policy) => {
+                self.inner.fetch.set_policy(policy.clone());
+                let policy = Arc::new(policy);
                 if let Ok(mut g) = self.inner.blocked.write() {
-                    *g = Some((Instant::now(), list.clone()));
+                    *g = Some((Instant::now(), policy.clone()));
                 }
-                list
+                policy
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read domain blocks; using the last known ones");
+                tracing::warn!(error = %e, "cannot read the domain policy; using the last known one");
                 cached.map_or_else(
-                    || Arc::new(self.inner.config.federation.blocked_domains.clone()),
-                    |(_, l)| l,
+                    || {
+                        let f = &self.inner.config.federation;
+                        Arc::new(DomainPolicy {
+                            blocked: f.blocked_domains.clone(),
+                            allowed: f.allowlist_only.then(|| f.allowed_domains.clone()),
+                        })
+                    },
+                    |(_, p)| p,
                 )
             }
         }

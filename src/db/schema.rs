@@ -153,6 +153,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    domain_allows (domain) {
+        domain -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     outgoing_activities (id) {
         id -> BigInt,
         ap_id -> Text,
@@ -205,4 +212,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     followers,
     following,
     domain_blocks,
+    domain_allows,
 );

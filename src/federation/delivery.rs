@@ -626,6 +626,8 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             flush(&state, &mut done).await;
             return;
         }
+        // Keeps the fetch client's policy current, so a domain blocked since queueing gets nothing.
+        state.domain_policy().await;
         let queued: usize = hosts.values().map(|q| q.pending.len() + q.in_flight).sum();
         let mut claimed_full = false;
         if queued <= GLOBAL / 2 {

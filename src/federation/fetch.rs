@@ -2,7 +2,7 @@
 //! in total, 1 MiB of body, at most 3 redirects, each checked again. Outside debug mode only
 //! https on the default port, and no loopback, private or link-local addresses — checked on the
 //! URL and again by the resolver when connecting, so DNS rebinding cannot reach the inside.
-//! Blocked domains (and their subdomains) are never contacted. GETs are signed by the instance
+//! Domains the policy refuses (blocked, or not allowed in allowlist mode) are never contacted. GETs are signed by the instance
 //! actor, because secure-mode Mastodon and GoToSocial refuse unsigned fetches.
 
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +13,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde_json::Value;
 use url::Url;
 
+use super::policy::DomainPolicy;
 use super::signatures;
 
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -73,16 +74,8 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
 }
 
-/// Whether `host` is a blocked domain or below one.
-pub fn is_blocked(host: &str, blocked: &[String]) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    blocked
-        .iter()
-        .any(|b| host == *b || host.ends_with(&format!(".{b}")))
-}
-
 /// The URL rules before any connection is made.
-pub fn check_url(url: &Url, debug: bool, blocked: &[String]) -> Result<(), FetchError> {
+pub fn check_url(url: &Url, debug: bool, policy: &DomainPolicy) -> Result<(), FetchError> {
     let refuse = |reason| {
         Err(FetchError::Refused {
             url: url.to_string(),
@@ -92,8 +85,8 @@ pub fn check_url(url: &Url, debug: bool, blocked: &[String]) -> Result<(), Fetch
     let Some(host) = url.host_str() else {
         return refuse("it has no host");
     };
-    if is_blocked(host, blocked) {
-        return refuse("the domain is blocked");
+    if let Some(reason) = policy.refusal(host) {
+        return refuse(reason);
     }
     match url.scheme() {
         "https" => {}
@@ -162,8 +155,8 @@ pub struct PostAnswer {
 pub struct FetchClient {
     client: reqwest::Client,
     debug: bool,
-    /// Replaced by [`FetchClient::set_blocked`] when run-time blocks change.
-    blocked: Arc<std::sync::RwLock<Vec<String>>>,
+    /// Replaced by [`FetchClient::set_policy`] when run-time blocks or allows change.
+    policy: Arc<std::sync::RwLock<DomainPolicy>>,
 }
 
 impl FetchClient {
@@ -189,26 +182,33 @@ impl FetchClient {
         Ok(Self {
             client,
             debug: config.federation.debug,
-            blocked: Arc::new(std::sync::RwLock::new(config.federation.blocked_domains.clone())),
+            // Until the database has been read: the config's lists (an allowlist refuses all else).
+            policy: Arc::new(std::sync::RwLock::new(DomainPolicy {
+                blocked: config.federation.blocked_domains.clone(),
+                allowed: config
+                    .federation
+                    .allowlist_only
+                    .then(|| config.federation.allowed_domains.clone()),
+            })),
         })
     }
 
-    /// The blocklist every later request is checked against.
-    pub fn set_blocked(&self, domains: Vec<String>) {
-        if let Ok(mut b) = self.blocked.write() {
-            *b = domains;
+    /// The domain policy every later request is checked against.
+    pub fn set_policy(&self, policy: DomainPolicy) {
+        if let Ok(mut p) = self.policy.write() {
+            *p = policy;
         }
     }
 
-    fn blocked(&self) -> Vec<String> {
-        self.blocked.read().map(|b| b.clone()).unwrap_or_default()
+    fn policy(&self) -> DomainPolicy {
+        self.policy.read().map(|p| p.clone()).unwrap_or_default()
     }
 
     /// Fetches an ActivityPub document, signed by `signer`.
     pub async fn get_json(&self, url: &Url, signer: Option<&Signer>) -> Result<Value, FetchError> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
-            check_url(&url, self.debug, &self.blocked())?;
+            check_url(&url, self.debug, &self.policy())?;
             let response = self.send(&url, signer).await?;
             let status = response.status();
             if status.is_redirection() {
@@ -267,7 +267,7 @@ impl FetchClient {
         body: &[u8],
         signer: &SigningKey,
     ) -> Result<PostAnswer, FetchError> {
-        check_url(inbox, self.debug, &self.blocked())?;
+        check_url(inbox, self.debug, &self.policy())?;
         let host = match inbox.port() {
             Some(p) => format!("{}:{p}", inbox.host_str().unwrap_or_default()),
             None => inbox.host_str().unwrap_or_default().to_owned(),
@@ -438,7 +438,10 @@ mod tests {
     #[test]
     fn url_rules() {
         let u = |s: &str| Url::parse(s).unwrap();
-        let blocked = vec!["spam.example".to_owned()];
+        let blocked = DomainPolicy {
+            blocked: vec!["spam.example".to_owned()],
+            allowed: None,
+        };
         assert!(check_url(&u("https://social.example/u/a"), false, &blocked).is_ok());
         assert!(check_url(&u("http://social.example/u/a"), false, &blocked).is_err());
         assert!(check_url(&u("https://social.example:8443/u/a"), false, &blocked).is_err());

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::fetch::{Signer, is_blocked};
+use super::fetch::Signer;
 use super::protocol::{self, Document, RemoteActivity};
 use super::{INSTANCE_OWNER, Urls, delivery, follows, keys, remote, signatures};
 use crate::accounts::model::{Status, User};
@@ -121,7 +121,7 @@ async fn process(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
             "The activity id is not on the actor's server.",
         );
     }
-    if is_blocked(&actor_host, &state.blocked_domains().await) {
+    if state.domain_policy().await.refusal(&actor_host).is_some() {
         return answer(
             StatusCode::FORBIDDEN,
             "This server does not federate with your domain.",

@@ -187,6 +187,8 @@ fn federation_block_commands() {
             .current_dir(dir.path())
             .env("AGORA_DATABASE_URL", db.url_string())
             .env("AGORA_FEDERATION_BLOCKED_DOMAINS", "configured.example")
+            .env("AGORA_FEDERATION_ALLOWLIST_ONLY", "true")
+            .env("AGORA_FEDERATION_ALLOWED_DOMAINS", "partner.example")
             .args(args);
         cmd.output().unwrap()
     };
@@ -207,6 +209,24 @@ fn federation_block_commands() {
         !run(&["federation", "unblock", "spam.example"]).status.success(),
         "no longer blocked"
     );
+    assert!(
+        run(&["federation", "allow", "Stadtwerke.Example"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        text(&run(&["federation", "allowed"]).stdout),
+        "# allowlist mode is on\npartner.example\tconfig\nstadtwerke.example\tcli\n"
+    );
+    let cfg = run(&["federation", "disallow", "partner.example"]);
+    assert!(!cfg.status.success() && text(&cfg.stderr).contains("federation.allowed_domains"));
+    assert!(
+        run(&["federation", "disallow", "stadtwerke.example"])
+            .status
+            .success()
+    );
+    let gone = run(&["federation", "disallow", "stadtwerke.example"]);
+    assert!(!gone.status.success() && text(&gone.stderr).contains("not on the allowlist"));
     let queue = run(&["federation", "queue"]);
     assert!(queue.status.success());
     assert_eq!(

@@ -16,7 +16,10 @@ use serde_json::{Value, json};
 
 use crate::support::{Backend, TestServer};
 
-crate::backend_tests!(follow_gets_a_signed_accept_and_undo_removes);
+crate::backend_tests!(
+    follow_gets_a_signed_accept_and_undo_removes,
+    allowlist_approval_and_actor_changes
+);
 
 #[derive(Clone)]
 struct Peer {
@@ -263,4 +266,229 @@ async fn follow_gets_a_signed_accept_and_undo_removes(b: Backend) {
         reqwest::get(srv.at("/healthz")).await.unwrap().status(),
         StatusCode::OK
     );
+}
+
+/// Allowlist mode refuses unknown domains; a user who approves followers manually decides on
+/// each request (Accept or Reject reaches the follower); a profile setting change reaches
+/// followers as Update{Person}; a remote actor's Update refreshes our copy, its Delete removes it.
+async fn allowlist_approval_and_actor_changes(b: Backend) {
+    use agora::db::schema::remote_actors;
+    use diesel::prelude::*;
+    let Some(srv) = TestServer::start_with(b, &[("federation.allowlist_only", "true")]).await else {
+        return;
+    };
+    srv.create_user("alice", "correct horse battery", Role::Member)
+        .await;
+    let token = srv.token("alice", "correct horse battery").await;
+    let (public_pem, private_pem) = keys::generate().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let peer = Peer {
+        base: base.clone(),
+        public_pem,
+        received: Arc::default(),
+    };
+    let app = Router::new()
+        .route("/users/rem", get(peer_actor))
+        .route("/inbox", post(peer_inbox))
+        .with_state(peer.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let actor = format!("{base}/users/rem");
+    let key_id = format!("{actor}#main-key");
+    let follow = |n: u32| json!({ "id": format!("{base}/follows/{n}"), "type": "Follow", "actor": actor, "object": srv.at("/u/alice") });
+    let c = reqwest::Client::new();
+    let received_of = |kind: &str| -> Vec<Value> {
+        peer.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v.clone())
+            .filter(|v| v["type"] == kind)
+            .collect()
+    };
+    async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..100 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    // Not on the allowlist: refused, nothing stored, nothing fetched.
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &follow(1), "").await,
+        StatusCode::FORBIDDEN
+    );
+    srv.state
+        .db()
+        .run(|c| {
+            agora::federation::policy::allow(c, "localhost")
+                .map_err(|e| agora::db::Error::Migration(e.to_string()))
+        })
+        .await
+        .unwrap();
+    srv.state.invalidate_blocks();
+
+    // alice approves followers by hand.
+    let res = c
+        .put(srv.at("/api/v1/me/follower_approval"))
+        .bearer_auth(&token)
+        .json(&json!({ "manual": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let doc: Value = c
+        .get(srv.at("/u/alice"))
+        .header("accept", "application/activity+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["manuallyApprovesFollowers"], true);
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &follow(2), "").await,
+        StatusCode::ACCEPTED
+    );
+    let list = |c: reqwest::Client, token: String, url: String| async move {
+        c.get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let mine = list(c.clone(), token.clone(), srv.at("/api/v1/me/followers")).await;
+    assert_eq!(mine["requests"].as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine["requests"][0]["actor"], actor);
+    assert_eq!(mine["followers"].as_array().unwrap().len(), 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        received_of("Accept").is_empty(),
+        "nothing is accepted before alice decides"
+    );
+    let id = mine["requests"][0]["id"].as_i64().unwrap();
+    let res = c
+        .post(srv.at(&format!("/api/v1/me/follow_requests/{id}/accept")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    wait_until("the Accept", || !received_of("Accept").is_empty()).await;
+    assert_eq!(received_of("Accept")[0]["object"]["id"], follow(2)["id"]);
+    let res = c
+        .post(srv.at(&format!("/api/v1/me/follow_requests/{id}/accept")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "answered already");
+    let page: Value = c
+        .get(srv.at("/u/alice/followers?page=1"))
+        .header("accept", "application/activity+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["type"], "OrderedCollectionPage");
+    assert_eq!(page["orderedItems"], json!([actor]));
+
+    // A follower leaves and asks again; this time alice rejects.
+    let undo = json!({ "id": format!("{base}/undo/2"), "type": "Undo", "actor": actor, "object": follow(2) });
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &undo, "").await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &follow(3), "").await,
+        StatusCode::ACCEPTED
+    );
+    let mine = list(c.clone(), token.clone(), srv.at("/api/v1/me/followers")).await;
+    let id = mine["requests"][0]["id"].as_i64().unwrap();
+    let res = c
+        .post(srv.at(&format!("/api/v1/me/follow_requests/{id}/reject")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    wait_until("the Reject", || !received_of("Reject").is_empty()).await;
+    assert_eq!(received_of("Reject")[0]["object"]["id"], follow(3)["id"]);
+    let mine = list(c.clone(), token.clone(), srv.at("/api/v1/me/followers")).await;
+    assert_eq!(mine["requests"], json!([]));
+    assert_eq!(mine["followers"], json!([]));
+
+    // Switching manual approval off accepts who is waiting, and followers hear of the change.
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &follow(4), "").await,
+        StatusCode::ACCEPTED
+    );
+    let res = c
+        .put(srv.at("/api/v1/me/follower_approval"))
+        .bearer_auth(&token)
+        .json(&json!({ "manual": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["accepted_requests"], 1);
+    wait_until("the second Accept", || received_of("Accept").len() == 2).await;
+    wait_until("Update{Person}", || !received_of("Update").is_empty()).await;
+    let update = &received_of("Update")[0];
+    assert_eq!(update["object"]["type"], "Person");
+    assert_eq!(update["object"]["manuallyApprovesFollowers"], false);
+
+    // The remote actor renames itself, then deletes itself.
+    let mut renamed = json!({
+        "id": actor, "type": "Person", "preferredUsername": "rem", "name": "Renamed Rem",
+        "inbox": format!("{base}/inbox"),
+        "publicKey": { "id": key_id, "owner": actor, "publicKeyPem": peer.public_pem }
+    });
+    let update =
+        json!({ "id": format!("{base}/updates/1"), "type": "Update", "actor": actor, "object": renamed });
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &update, "").await,
+        StatusCode::ACCEPTED
+    );
+    let db = srv.state.db().clone();
+    let a = actor.clone();
+    let cached = move || {
+        let mut c = db.get().unwrap();
+        remote_actors::table
+            .filter(remote_actors::ap_id.eq(&a))
+            .select((remote_actors::name, remote_actors::deleted_at.is_not_null()))
+            .first::<(Option<String>, bool)>(&mut *c)
+            .unwrap()
+    };
+    assert_eq!(cached(), (Some("Renamed Rem".into()), false));
+    // Nobody may speak for another actor's profile.
+    renamed["id"] = json!("http://localhost:1/users/other");
+    let forged =
+        json!({ "id": format!("{base}/updates/2"), "type": "Update", "actor": actor, "object": renamed });
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &forged, "").await,
+        StatusCode::ACCEPTED
+    );
+    let delete =
+        json!({ "id": format!("{base}/deletes/1"), "type": "Delete", "actor": actor, "object": actor });
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &delete, "").await,
+        StatusCode::ACCEPTED
+    );
+    assert!(cached().1, "marked deleted");
+    let count = srv
+        .state
+        .db()
+        .run(|c| follows::count(c, "alice").map_err(agora::db::Error::from))
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "a deleted actor follows nobody");
 }

@@ -42,6 +42,12 @@ impl TestServer {
         for (k, v) in extra {
             set(k, v);
         }
+        // Typed as a config file would have it: booleans as booleans.
+        for (k, v) in extra {
+            if matches!(*v, "true" | "false") {
+                values.insert((*k).to_owned(), toml::Value::Boolean(*v == "true"));
+            }
+        }
         let config = Config::from_values(&values).unwrap();
         let url = db.url.clone();
         let pool = tokio::task::spawn_blocking(move || agora::db::Db::connect(&url).unwrap())
