@@ -23,3 +23,18 @@
     }
   });
 })();
+
+// Buttons marked data-copy copy their text to the clipboard and say so in the status next to them.
+(function () {
+  "use strict";
+  if (!navigator.clipboard) return;
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var status = button.parentElement.querySelector("[data-copy-status]");
+      navigator.clipboard.writeText(button.dataset.copy).then(function () {
+        if (status) status.textContent = button.dataset.copied || "";
+      });
+    });
+  });
+})();

@@ -44,7 +44,7 @@ fn unreachable(target: &str, e: &dyn std::fmt::Display) -> AppError {
 }
 
 /// The actor id of `target`: an http(s) URL as given, or `name@host` through WebFinger.
-async fn actor_id(state: &AppState, target: &str) -> AppResult<Url> {
+pub(crate) async fn actor_id(state: &AppState, target: &str) -> AppResult<Url> {
     let target = target.trim();
     if target.starts_with("http://") || target.starts_with("https://") {
         return Url::parse(target).map_err(|e| unreachable(target, &e));
@@ -64,13 +64,16 @@ fn follow_activity(urls: &Urls, user: &str, follow_id: &str, target: &str) -> Va
     })
 }
 
-async fn follow(
-    State(state): State<AppState>,
-    Auth(auth): Auth,
-    ApiJson(req): ApiJson<Target>,
-) -> AppResult<(StatusCode, axum::Json<Value>)> {
+/// Follows `target` (handle or actor URL) as `user`: resolves it, stores the follow and queues
+/// the `Follow` in one transaction. Returns whether a new follow was made, and the follow.
+/// Shared by the API and the remote-follow page.
+pub(crate) async fn start_follow(
+    state: &AppState,
+    user: &str,
+    target: &str,
+) -> AppResult<(bool, Option<Following>)> {
     let urls = Urls::new(state.config());
-    let id = actor_id(&state, &req.target).await?;
+    let id = actor_id(state, target).await?;
     if id.as_str().starts_with(&format!("{}/", urls.base())) {
         return Err(AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -78,39 +81,42 @@ async fn follow(
             "error-follow-local",
         ));
     }
-    let signer = super::inbox::instance_signer(&state).await?;
+    let signer = super::inbox::instance_signer(state).await?;
     let actor = remote::resolve(state.db(), state.fetch(), Some(&signer), &id, false)
         .await
-        .map_err(|e| unreachable(&req.target, &e))?;
+        .map_err(|e| unreachable(target, &e))?;
     let Some(inbox) = actor.delivery_inbox().map(str::to_owned) else {
-        return Err(unreachable(&req.target, &"the actor has no inbox"));
+        return Err(unreachable(target, &"the actor has no inbox"));
     };
-    let name = auth.user.username.clone();
-    let target = actor.ap_id.clone();
+    let name = user.to_owned();
+    let target_id = actor.ap_id.clone();
     let follow_id = format!("{}/activities/follow/{:016x}", urls.base(), rand::random::<u64>());
-    let activity = follow_activity(&urls, &name, &follow_id, &target);
-    let created = state
+    let activity = follow_activity(&urls, &name, &follow_id, &target_id);
+    let (created, row) = state
         .db()
         .run(move |c| {
-            write_tx(c, |c| -> Result<bool, db::Error> {
-                if follows::outgoing::find(c, &name, &target)?.is_some() {
-                    return Ok(false);
+            write_tx(c, |c| -> Result<(bool, Option<Following>), db::Error> {
+                if let Some(existing) = follows::outgoing::find(c, &name, &target_id)? {
+                    return Ok((false, Some(existing)));
                 }
-                follows::outgoing::insert(c, &name, &target, &inbox, &follow_id)?;
+                follows::outgoing::insert(c, &name, &target_id, &inbox, &follow_id)?;
                 delivery::send(c, &name, &activity, [&inbox])?;
-                Ok(true)
+                Ok((true, follows::outgoing::find(c, &name, &target_id)?))
             })
         })
         .await?;
     if created {
         state.wake_delivery();
     }
-    let name = auth.user.username.clone();
-    let target = actor.ap_id.clone();
-    let row = state
-        .db()
-        .run(move |c| follows::outgoing::find(c, &name, &target).map_err(db::Error::from))
-        .await?;
+    Ok((created, row))
+}
+
+async fn follow(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    ApiJson(req): ApiJson<Target>,
+) -> AppResult<(StatusCode, axum::Json<Value>)> {
+    let (created, row) = start_follow(&state, &auth.user.username, &req.target).await?;
     let status = if created {
         StatusCode::ACCEPTED
     } else {

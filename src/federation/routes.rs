@@ -35,7 +35,7 @@ struct WebfingerQuery {
     resource: String,
 }
 
-fn jrd_response(jrd: &webfinger::Jrd) -> Response {
+fn jrd_response(jrd: &webfinger::Webfinger) -> Response {
     (
         [
             (
@@ -67,19 +67,22 @@ async fn webfinger(State(state): State<AppState>, Query(q): Query<WebfingerQuery
             "error-webfinger-resource",
         ));
     }
+    let parse = |s: String| url::Url::parse(&s).map_err(|e| AppError::internal(&e));
     match webfinger::parse_resource(&q.resource, &host, &urls) {
         Some(Resource::Instance) => Ok(jrd_response(&webfinger::jrd(
             format!("acct:{host}@{host}"),
-            urls.instance_actor(),
-            format!("{}/about", urls.base()),
+            &parse(urls.instance_actor())?,
+            &parse(format!("{}/about", urls.base()))?,
+            &urls,
         ))),
         Some(Resource::Name(name)) => match active_user(&state, name).await? {
             Some(user) => {
-                let id = urls.user(&user.username);
+                let id = parse(urls.user(&user.username))?;
                 Ok(jrd_response(&webfinger::jrd(
                     format!("acct:{}@{host}", user.username),
-                    id.clone(),
-                    id,
+                    &id,
+                    &id,
+                    &urls,
                 )))
             }
             None => Err(AppError::not_found()),
@@ -169,6 +172,9 @@ struct ProfileTemplate {
     display_name: String,
     handle: String,
     created_at: chrono::NaiveDateTime,
+    /// The actor URL, for the "follow from your server" box.
+    target: String,
+    form: crate::web::form::FormState,
 }
 
 /// `/u/{name}`: the `Person` for ActivityPub clients, the profile page for browsers.
@@ -196,6 +202,8 @@ async fn user_actor(
             display_name: user.display_name,
             handle,
             created_at: user.created_at,
+            target: Urls::new(state.config()).user(&user.username),
+            form: crate::web::form::FormState::new(),
         })
     };
     response

@@ -2,7 +2,7 @@
 //! namespace; the instance actor is `acct:{host}@{host}`. Host and name match case-insensitively,
 //! and `resource` may also be the actor's URL.
 
-use serde::Serialize;
+use std::collections::HashMap;
 
 use super::Urls;
 
@@ -46,45 +46,48 @@ fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-#[derive(Debug, Serialize)]
-pub struct Link {
-    pub rel: &'static str,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub href: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub template: Option<String>,
+pub use activitypub_federation::fetch::webfinger::{Webfinger, WebfingerLink};
+
+/// The `rel` of the remote-follow ("subscribe") template, as OStatus named it.
+pub const SUBSCRIBE_REL: &str = "http://ostatus.org/schema/1.0/subscribe";
+
+fn link(rel: &str, kind: Option<&str>, href: Option<url::Url>, template: Option<String>) -> WebfingerLink {
+    WebfingerLink {
+        rel: Some(rel.to_owned()),
+        kind: kind.map(str::to_owned),
+        href,
+        template,
+        properties: HashMap::new(),
+    }
 }
 
-/// The JRD document.
-#[derive(Debug, Serialize)]
-pub struct Jrd {
-    pub subject: String,
-    pub aliases: Vec<String>,
-    pub links: Vec<Link>,
-}
-
-/// The answer for an actor: exactly one `self` link of type `application/activity+json`, plus
-/// the profile page.
-pub fn jrd(subject: String, actor_id: String, profile_page: String) -> Jrd {
-    Jrd {
+/// The answer for an actor: exactly one `self` link of type `application/activity+json`, the
+/// profile page, and the template other servers' users are sent to for a remote follow.
+pub fn jrd(subject: String, actor_id: &url::Url, profile_page: &url::Url, urls: &Urls) -> Webfinger {
+    Webfinger {
         subject,
         aliases: vec![actor_id.clone()],
         links: vec![
-            Link {
-                rel: "self",
-                kind: Some(super::negotiate::ACTIVITY_JSON),
-                href: Some(actor_id),
-                template: None,
-            },
-            Link {
-                rel: "http://webfinger.net/rel/profile-page",
-                kind: Some("text/html"),
-                href: Some(profile_page),
-                template: None,
-            },
+            link(
+                "self",
+                Some(super::negotiate::ACTIVITY_JSON),
+                Some(actor_id.clone()),
+                None,
+            ),
+            link(
+                "http://webfinger.net/rel/profile-page",
+                Some("text/html"),
+                Some(profile_page.clone()),
+                None,
+            ),
+            link(
+                SUBSCRIBE_REL,
+                None,
+                None,
+                Some(format!("{}/authorize_interaction?uri={{uri}}", urls.base())),
+            ),
         ],
+        properties: HashMap::new(),
     }
 }
 
@@ -97,48 +100,110 @@ pub fn host_meta_xml(urls: &Urls) -> String {
     )
 }
 
-/// Looks up `name@host` (also `@name@host`, `acct:name@host`) on its server and returns the
-/// actor id from the `self` link. Plain http only in debug mode.
-pub async fn lookup(
+/// Splits `name@host` (also `@name@host`, `acct:name@host`).
+fn split_account(account: &str) -> Option<(&str, &str)> {
+    let acct = account.trim().trim_start_matches("acct:").trim_start_matches('@');
+    let (name, host) = acct.rsplit_once('@')?;
+    (!name.is_empty() && !host.is_empty() && !host.contains('/') && !name.contains('/'))
+        .then_some((name, host))
+}
+
+/// Fetches the WebFinger document of `name@host` from its server. Plain http only in debug
+/// mode. Links that cannot be read are skipped, not fatal.
+pub async fn fetch(
     client: &super::fetch::FetchClient,
     debug: bool,
     account: &str,
-) -> Result<url::Url, super::remote::Error> {
-    let acct = account.trim().trim_start_matches("acct:").trim_start_matches('@');
+) -> Result<Webfinger, super::remote::Error> {
     let unreadable = |reason: &str| super::remote::Error::Unreadable {
         url: account.to_owned(),
         reason: reason.to_owned(),
     };
-    let (name, host) = acct
-        .rsplit_once('@')
-        .ok_or_else(|| unreadable("give the account as name@host"))?;
-    if name.is_empty() || host.is_empty() || host.contains('/') {
-        return Err(unreadable("give the account as name@host"));
-    }
+    let (name, host) = split_account(account).ok_or_else(|| unreadable("give the account as name@host"))?;
     let scheme = if debug { "http" } else { "https" };
     let mut url = url::Url::parse(&format!("{scheme}://{host}/.well-known/webfinger"))
         .map_err(|_| unreadable("the host is not valid"))?;
     url.query_pairs_mut()
         .append_pair("resource", &format!("acct:{name}@{host}"));
     let jrd = client.get_json(&url, None).await?;
-    jrd.get("links")
+    let links = jrd
+        .get("links")
         .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|l| l.get("rel").and_then(serde_json::Value::as_str) == Some("self"))
+        .filter_map(|l| serde_json::from_value::<WebfingerLink>(l.clone()).ok())
+        .collect();
+    Ok(Webfinger {
+        subject: jrd
+            .get("subject")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        links,
+        aliases: Vec::new(),
+        properties: HashMap::new(),
+    })
+}
+
+/// The actor id in a WebFinger document: the `self` link with an ActivityPub media type.
+pub fn actor_link(jrd: &Webfinger) -> Option<url::Url> {
+    jrd.links
+        .iter()
+        .filter(|l| l.rel.as_deref() == Some("self"))
         .filter(|l| {
-            l.get("type")
-                .and_then(serde_json::Value::as_str)
-                .is_some_and(|t| {
-                    t.starts_with("application/activity+json") || t.starts_with("application/ld+json")
-                })
+            l.kind.as_deref().is_some_and(|t| {
+                t.starts_with("application/activity+json") || t.starts_with("application/ld+json")
+            })
         })
-        .find_map(|l| {
-            l.get("href")
-                .and_then(serde_json::Value::as_str)
-                .and_then(|h| url::Url::parse(h).ok())
-        })
-        .ok_or_else(|| unreadable("the WebFinger answer has no ActivityPub actor link"))
+        .find_map(|l| l.href.clone())
+}
+
+/// Looks up `name@host` on its server and returns the actor id from the `self` link.
+pub async fn lookup(
+    client: &super::fetch::FetchClient,
+    debug: bool,
+    account: &str,
+) -> Result<url::Url, super::remote::Error> {
+    let jrd = fetch(client, debug, account).await?;
+    actor_link(&jrd).ok_or_else(|| super::remote::Error::Unreadable {
+        url: account.to_owned(),
+        reason: "the WebFinger answer has no ActivityPub actor link".to_owned(),
+    })
+}
+
+/// Where to send someone from `account`'s server to follow `target` (an actor URL or handle):
+/// that server's subscribe template with `{uri}` filled in.
+pub async fn remote_follow_url(
+    client: &super::fetch::FetchClient,
+    debug: bool,
+    account: &str,
+    target: &str,
+) -> Result<url::Url, super::remote::Error> {
+    let jrd = fetch(client, debug, account).await?;
+    let template = jrd
+        .links
+        .iter()
+        .find(|l| l.rel.as_deref() == Some(SUBSCRIBE_REL))
+        .and_then(|l| l.template.clone())
+        .ok_or_else(|| super::remote::Error::Unreadable {
+            url: account.to_owned(),
+            reason: "that server does not offer remote follows".to_owned(),
+        })?;
+    let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    let url = url::Url::parse(&template.replace("{uri}", &encoded)).map_err(|_| {
+        super::remote::Error::Unreadable {
+            url: account.to_owned(),
+            reason: "that server's remote-follow address is not valid".to_owned(),
+        }
+    })?;
+    // Only a web page on the account's own server: never a javascript: or data: URL.
+    if !matches!(url.scheme(), "https" | "http") || (url.scheme() == "http" && !debug) {
+        return Err(super::remote::Error::Unreadable {
+            url: account.to_owned(),
+            reason: "that server's remote-follow address is not a web page".to_owned(),
+        });
+    }
+    Ok(url)
 }
 
 #[cfg(test)]

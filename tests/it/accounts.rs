@@ -476,15 +476,6 @@ async fn disabled_accounts_lose_access(b: Backend) {
     assert!(e.to_string().contains("last administrator"), "{e}");
 }
 
-fn hidden_field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
 async fn web_login_logout_with_csrf(b: Backend) {
     let Some(srv) = TestServer::start(b).await else {
         return;
@@ -503,7 +494,7 @@ async fn web_login_logout_with_csrf(b: Backend) {
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    let csrf = hidden_field(&html, "csrf");
+    let csrf = crate::support::web::hidden(&html, "csrf");
 
     let forged = c
         .post(srv.at("/login"))
@@ -578,7 +569,7 @@ async fn web_login_logout_with_csrf(b: Backend) {
 
     let home = c.get(srv.at("/")).send().await.unwrap().text().await.unwrap();
     assert!(home.contains("Willkommen, olivia"), "{home}");
-    let session_csrf = hidden_field(&home, "csrf");
+    let session_csrf = crate::support::web::hidden(&home, "csrf");
     assert_ne!(session_csrf, csrf, "logged-in forms carry the session's token");
     let me = c.get(srv.at("/api/v1/me")).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK, "the session works for the API too");

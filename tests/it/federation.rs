@@ -11,6 +11,7 @@ crate::backend_tests!(
     nodeinfo_reports_usage,
     actors_have_two_faces,
     two_instances_follow_and_unfollow,
+    remote_follow_through_the_subscribe_template,
 );
 
 const PW: &str = "correct horse battery";
@@ -47,6 +48,15 @@ async fn webfinger_resolves_users_and_the_instance(b: Backend) {
         links
             .iter()
             .any(|l| l["rel"] == "http://webfinger.net/rel/profile-page")
+    );
+    let subscribe: Vec<&Value> = links
+        .iter()
+        .filter(|l| l["rel"] == "http://ostatus.org/schema/1.0/subscribe")
+        .collect();
+    assert_eq!(subscribe.len(), 1);
+    assert_eq!(
+        subscribe[0]["template"],
+        format!("{}/authorize_interaction?uri={{uri}}", srv.url)
     );
 
     let by_url: Value = finger(&srv, &srv.at("/u/alice")).await.json().await.unwrap();
@@ -372,4 +382,117 @@ async fn two_instances_follow_and_unfollow(b: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(total, 0, "the Undo reached A");
+}
+
+/// Remote follow: a visitor on A's profile of alice gives their address on B and is sent to B's
+/// follow page (B's subscribe template); signed in on B, bob confirms and follows alice.
+async fn remote_follow_through_the_subscribe_template(b: Backend) {
+    use crate::support::web::{browser, csrf_of, get_text, login};
+    let Some(a) = TestServer::start(b).await else {
+        return;
+    };
+    let Some(bsrv) = TestServer::start(b).await else {
+        return;
+    };
+    a.create_user("alice", PW, Role::Member).await;
+    bsrv.create_user("bob", PW, Role::Member).await;
+    let b_host = bsrv.url.trim_start_matches("http://").to_owned();
+
+    let visitor = browser();
+    let profile = get_text(&visitor, &a.at("/u/alice")).await;
+    assert!(
+        profile.contains("action=\"/remote-follow\""),
+        "the profile offers a remote follow"
+    );
+    let csrf = csrf_of(&visitor, &a.at("/u/alice")).await;
+    let alice = a.at("/u/alice");
+    let bad = visitor
+        .post(a.at("/remote-follow"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("target", alice.as_str()),
+            ("account", "no address"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text().await.unwrap().contains("@name@"),
+        "the error says what to enter"
+    );
+    let account = format!("@bob@{b_host}");
+    let res = visitor
+        .post(a.at("/remote-follow"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("target", alice.as_str()),
+            ("account", account.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let encoded: String = url::form_urlencoded::byte_serialize(alice.as_bytes()).collect();
+    assert_eq!(
+        location,
+        bsrv.at(&format!("/authorize_interaction?uri={encoded}"))
+    );
+
+    // On B: anonymous visitors log in first, then confirm.
+    let bob = browser();
+    let res = bob.get(&location).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?next=")
+    );
+    login(&bsrv, &bob, "bob", PW).await;
+    let page = get_text(&bob, &location).await;
+    assert!(page.contains("@alice@"), "the page names the account: {page}");
+    let csrf = csrf_of(&bob, &location).await;
+    let res = bob
+        .post(bsrv.at("/authorize_interaction"))
+        .form(&[("csrf", csrf.as_str()), ("uri", alice.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let token = bsrv.token("bob", PW).await;
+    let mut state = String::new();
+    for _ in 0..100 {
+        let list: Value = reqwest::Client::new()
+            .get(bsrv.at("/api/v1/follows"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        state = list[0]["state"].as_str().unwrap_or_default().to_owned();
+        if state == "accepted" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "accepted");
+    let page = get_text(&bob, &location).await;
+    assert!(
+        page.contains("kern-alert--success"),
+        "the page says bob follows alice"
+    );
+    let following: Value = reqwest::Client::new()
+        .get(bsrv.at("/u/bob/following?page=1"))
+        .header("accept", AP)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(following["orderedItems"], serde_json::json!([alice]));
 }

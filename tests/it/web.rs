@@ -4,6 +4,7 @@
 use agora::accounts::model::Role;
 use reqwest::StatusCode;
 
+use crate::support::web::{browser, csrf_of, get_text, hidden, login};
 use crate::support::{Backend, TestServer};
 
 crate::backend_tests!(
@@ -21,46 +22,6 @@ crate::backend_tests!(
 );
 
 const PW: &str = "correct horse battery";
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers({
-            let mut h = reqwest::header::HeaderMap::new();
-            h.insert("accept", "text/html".parse().unwrap());
-            h
-        })
-        .build()
-        .unwrap()
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-async fn get_text(c: &reqwest::Client, url: &str) -> String {
-    c.get(url).send().await.unwrap().text().await.unwrap()
-}
-
-/// Logs in through the form; returns the page's CSRF token afterwards.
-async fn login(srv: &TestServer, c: &reqwest::Client, user: &str, pw: &str) -> reqwest::Response {
-    let csrf = hidden(&get_text(c, &srv.at("/login")).await, "csrf");
-    c.post(srv.at("/login"))
-        .form(&[("csrf", csrf.as_str()), ("username", user), ("password", pw)])
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn csrf_of(c: &reqwest::Client, url: &str) -> String {
-    hidden(&get_text(c, url).await, "csrf")
-}
 
 async fn language_follows_setting_cookie_and_accept_language(b: Backend) {
     let Some(srv) = TestServer::start(b).await else {

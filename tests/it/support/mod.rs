@@ -1,5 +1,6 @@
 pub mod backends;
 pub mod server;
+pub mod web;
 
 pub use backends::{Backend, TestDb};
 pub use server::TestServer;
