@@ -34,8 +34,17 @@ pub fn text_to_html(text: &str) -> String {
     }
 }
 
+/// `publicKey` in the shape the library federates (`{id}#main-key`, owner, SPKI PEM).
 fn public_key(id: &str, pem: &str) -> Value {
-    json!({ "id": format!("{id}#main-key"), "owner": id, "publicKeyPem": pem })
+    let Ok(owner) = url::Url::parse(id) else {
+        return json!({ "id": format!("{id}#main-key"), "owner": id, "publicKeyPem": pem });
+    };
+    let key = activitypub_federation::protocol::public_key::PublicKey {
+        id: format!("{id}#main-key"),
+        owner,
+        public_key_pem: pem.to_owned(),
+    };
+    serde_json::to_value(key).unwrap_or_default()
 }
 
 /// A local user as a `Person`. The HTML profile lives at the same URL (content negotiation).
