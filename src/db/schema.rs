@@ -195,6 +195,160 @@ diesel::table! {
 
 diesel::joinable!(deliveries -> outgoing_activities (activity_id));
 
+diesel::table! {
+    groups (id) {
+        id -> BigInt,
+        slug -> Text,
+        kind -> Text,
+        title -> Text,
+        summary_source -> Text,
+        summary_html -> Text,
+        parent_id -> Nullable<BigInt>,
+        visibility -> Text,
+        join_mode -> Text,
+        manually_approves_followers -> Bool,
+        allow_remote_threads -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    roles (token) {
+        token -> Text,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    role_permissions (role, permission) {
+        role -> Text,
+        permission -> Text,
+    }
+}
+
+diesel::table! {
+    memberships (id) {
+        id -> BigInt,
+        group_id -> BigInt,
+        user_id -> BigInt,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    join_requests (id) {
+        id -> BigInt,
+        group_id -> BigInt,
+        user_id -> BigInt,
+        message -> Text,
+        state -> Text,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        kind -> Text,
+        args_json -> Text,
+        link -> Text,
+        created_at -> Timestamp,
+        read_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    threads (id) {
+        id -> BigInt,
+        group_id -> BigInt,
+        title -> Text,
+        remote_context -> Nullable<Text>,
+        pinned_at -> Nullable<Timestamp>,
+        locked_at -> Nullable<Timestamp>,
+        reply_count -> Integer,
+        last_activity_at -> Timestamp,
+        created_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+        removed_at -> Nullable<Timestamp>,
+        removed_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    posts (id) {
+        id -> BigInt,
+        thread_id -> BigInt,
+        parent_id -> Nullable<BigInt>,
+        ap_id -> Nullable<Text>,
+        url -> Nullable<Text>,
+        author_user_id -> Nullable<BigInt>,
+        author_remote_id -> Nullable<BigInt>,
+        source -> Nullable<Text>,
+        content_html -> Text,
+        depth -> Integer,
+        like_count -> Integer,
+        published_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+        deleted_at -> Nullable<Timestamp>,
+        removed_at -> Nullable<Timestamp>,
+        removed_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    post_revisions (id) {
+        id -> BigInt,
+        post_id -> BigInt,
+        title -> Nullable<Text>,
+        source -> Nullable<Text>,
+        content_html -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    likes (id) {
+        id -> BigInt,
+        post_id -> BigInt,
+        actor -> Text,
+        ap_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    post_tags (post_id, kind, value) {
+        post_id -> BigInt,
+        kind -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    moderation_log (id) {
+        id -> BigInt,
+        group_id -> BigInt,
+        moderator_user_id -> Nullable<BigInt>,
+        action -> Text,
+        thread_id -> Nullable<BigInt>,
+        post_id -> Nullable<BigInt>,
+        reason -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(memberships -> groups (group_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(role_permissions -> roles (role));
+diesel::joinable!(threads -> groups (group_id));
+diesel::joinable!(posts -> threads (thread_id));
+diesel::joinable!(posts -> remote_actors (author_remote_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     outgoing_activities,
     deliveries,
@@ -213,4 +367,16 @@ diesel::allow_tables_to_appear_in_same_query!(
     following,
     domain_blocks,
     domain_allows,
+    groups,
+    roles,
+    role_permissions,
+    memberships,
+    join_requests,
+    notifications,
+    threads,
+    posts,
+    post_revisions,
+    likes,
+    post_tags,
+    moderation_log,
 );

@@ -98,6 +98,17 @@ pub fn remove(conn: &mut DbConn, local_name: &str, actor: &str) -> QueryResult<b
     .map(|n| n > 0)
 }
 
+/// Removes the follower whose Follow had this id, if `actor` sent it (`Undo` by reference).
+pub fn remove_by_follow_id(conn: &mut DbConn, follow_id: &str, actor: &str) -> QueryResult<bool> {
+    diesel::delete(
+        followers::table
+            .filter(followers::follow_id.eq(follow_id))
+            .filter(followers::actor_ap_id.eq(actor)),
+    )
+    .execute(conn)
+    .map(|n| n > 0)
+}
+
 /// Accepted followers.
 pub fn count(conn: &mut DbConn, local_name: &str) -> QueryResult<i64> {
     followers::table

@@ -346,21 +346,38 @@ async fn apply(
             Ok(())
         }
         "Undo" => {
-            let inner = activity.object.as_ref().and_then(|o| protocol::parse(o).ok());
-            let followed = match inner {
-                Some(Document::Activity(f)) if f.kind == "Follow" && f.actor == activity.actor => {
-                    f.object_id.and_then(|o| local_user_name(&urls, &o))
-                }
-                _ => None,
+            // The Follow embedded (Mastodon, Lemmy) or named by its id only (allowed by the spec,
+            // sent by Fedify): then the follower row is found by the Follow's id and the actor.
+            enum Undone {
+                Follow(String),
+                ById(String),
+                Nothing,
+            }
+            let undone = match &activity.object {
+                Some(Value::String(id)) => Undone::ById(id.clone()),
+                Some(o) => match protocol::parse(o) {
+                    Ok(Document::Activity(f)) if f.kind == "Follow" && f.actor == activity.actor => f
+                        .object_id
+                        .and_then(|o| local_user_name(&urls, &o))
+                        .map_or(Undone::Nothing, Undone::Follow),
+                    _ => Undone::Nothing,
+                },
+                None => Undone::Nothing,
             };
             state
                 .db()
                 .run(move |c| {
                     write_tx(c, |c| {
-                        if record(c)?
-                            && let Some(name) = followed
-                        {
-                            follows::remove(c, &name, &actor)?;
+                        if record(c)? {
+                            match undone {
+                                Undone::Follow(name) => {
+                                    follows::remove(c, &name, &actor)?;
+                                }
+                                Undone::ById(id) => {
+                                    follows::remove_by_follow_id(c, &id, &actor)?;
+                                }
+                                Undone::Nothing => {}
+                            }
                         }
                         Ok::<_, diesel::result::Error>(())
                     })

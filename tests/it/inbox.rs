@@ -446,6 +446,29 @@ async fn allowlist_approval_and_actor_changes(b: Backend) {
     assert_eq!(update["object"]["type"], "Person");
     assert_eq!(update["object"]["manuallyApprovesFollowers"], false);
 
+    // Undo naming the Follow by its id only (as Fedify may send it) removes the follower too.
+    let count = || {
+        let db = srv.state.db().clone();
+        async move {
+            db.run(|c| follows::count(c, "alice").map_err(agora::db::Error::from))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count().await, 1);
+    let undo =
+        json!({ "id": format!("{base}/undo/4"), "type": "Undo", "actor": actor, "object": follow(4)["id"] });
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &undo, "").await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(count().await, 0, "Undo by reference");
+    assert_eq!(
+        send(&srv, &private_pem, &key_id, &follow(5), "").await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(count().await, 1);
+
     // The remote actor renames itself, then deletes itself.
     let mut renamed = json!({
         "id": actor, "type": "Person", "preferredUsername": "rem", "name": "Renamed Rem",
@@ -484,11 +507,5 @@ async fn allowlist_approval_and_actor_changes(b: Backend) {
         StatusCode::ACCEPTED
     );
     assert!(cached().1, "marked deleted");
-    let count = srv
-        .state
-        .db()
-        .run(|c| follows::count(c, "alice").map_err(agora::db::Error::from))
-        .await
-        .unwrap();
-    assert_eq!(count, 0, "a deleted actor follows nobody");
+    assert_eq!(count().await, 0, "a deleted actor follows nobody");
 }

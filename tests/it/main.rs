@@ -16,6 +16,7 @@ mod config_files;
 mod db;
 mod delivery;
 mod federation;
+mod fedify;
 mod fetch;
 mod http;
 mod inbox;
