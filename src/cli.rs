@@ -1,4 +1,4 @@
-//! Command line: `agora serve | migrate | print-config | user … | token …`.
+//! Command line: `agora serve | migrate | print-config | user … | token … | group … | federation …`.
 //! Errors are one sentence on stderr and a non-zero exit; success output is only what a script
 //! needs (a password, a token, a table), so commands compose in shell scripts.
 
@@ -41,9 +41,55 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage project groups and their members.
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Federation: domain blocks and the delivery queue.
     #[command(subcommand)]
     Federation(FederationCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VisibilityArg {
+    Public,
+    Internal,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum JoinArg {
+    Open,
+    Request,
+    Invite,
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Create a group; prints its address. Defaults: public, open, followers accepted, remote threads allowed.
+    Create {
+        /// Short name: 3–30 characters a–z, 0–9 and _ (shared with user names; fixed forever).
+        slug: String,
+        #[arg(long)]
+        title: String,
+        /// The group this one is part of.
+        #[arg(long)]
+        parent: Option<String>,
+        #[arg(long, value_enum, default_value = "public")]
+        visibility: VisibilityArg,
+        #[arg(long = "join", value_enum, default_value = "open")]
+        join: JoinArg,
+        /// Description (Markdown).
+        #[arg(long, default_value = "")]
+        summary: String,
+    },
+    /// Give a user a role in a group (lead, assistant, core_team, extended_team,
+    /// steering_committee, contract_management, partner, member, moderator).
+    AddMember {
+        slug: String,
+        user: String,
+        role: String,
+    },
+    /// List groups: slug, visibility, join mode, members, parent, title (tab-separated).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +205,7 @@ pub fn main() -> ExitCode {
         }),
         Command::User(cmd) => open_migrated(&config).and_then(|mut conn| user(&mut conn, cmd)),
         Command::Token(cmd) => open_migrated(&config).and_then(|mut conn| token(&mut conn, cmd)),
+        Command::Group(cmd) => open_migrated(&config).and_then(|mut conn| group(&mut conn, &config, cmd)),
         Command::Federation(cmd) => {
             open_migrated(&config).and_then(|mut conn| federation(&mut conn, &config, cmd))
         }
@@ -362,6 +409,70 @@ fn token(conn: &mut DbConn, cmd: TokenCommand) -> Result<(), Failure> {
             rules::ensure_active(&user)?;
             let (_, plain) = rules::create_token(conn, user.id, &label)?;
             println!("{plain}");
+        }
+    }
+    Ok(())
+}
+
+fn group(conn: &mut DbConn, config: &Config, cmd: GroupCommand) -> Result<(), Failure> {
+    use crate::groups::model::{self as gmodel, JoinMode, Visibility};
+    use crate::groups::{Group, rules as grules};
+    let find = |conn: &mut DbConn, slug: &str| -> Result<Group, Failure> {
+        Group::by_slug(conn, slug)?
+            .ok_or_else(|| Failure(crate::groups::Error::NotFound(slug.trim().to_owned()).to_string()))
+    };
+    match cmd {
+        GroupCommand::Create {
+            slug,
+            title,
+            parent,
+            visibility,
+            join,
+            summary,
+        } => {
+            let mut input = grules::GroupInput::new(&title);
+            input.summary = summary;
+            input.parent = parent;
+            input.visibility = match visibility {
+                VisibilityArg::Public => Visibility::Public,
+                VisibilityArg::Internal => Visibility::Internal,
+            };
+            input.join_mode = match join {
+                JoinArg::Open => JoinMode::Open,
+                JoinArg::Request => JoinMode::Request,
+                JoinArg::Invite => JoinMode::Invite,
+            };
+            let group = grules::create(conn, &slug, &input, None)?;
+            println!("{}", crate::federation::Urls::new(config).group(&group.slug));
+        }
+        GroupCommand::AddMember { slug, user, role } => {
+            let group = find(conn, &slug)?;
+            if !grules::add_member(conn, &group, &user, &role)? {
+                eprintln!(
+                    "{} already has the role {} in {}.",
+                    user.trim(),
+                    role.trim(),
+                    group.slug
+                );
+            }
+        }
+        GroupCommand::List => {
+            let groups = Group::all(conn)?;
+            let slugs: std::collections::HashMap<i64, String> =
+                groups.iter().map(|g| (g.id, g.slug.clone())).collect();
+            for g in &groups {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    g.slug,
+                    g.visibility().as_str(),
+                    g.join_mode().as_str(),
+                    gmodel::member_count(conn, g.id)?,
+                    g.parent_id
+                        .and_then(|p| slugs.get(&p))
+                        .map_or("-", String::as_str),
+                    g.title
+                );
+            }
         }
     }
     Ok(())

@@ -344,6 +344,7 @@ diesel::table! {
 
 diesel::joinable!(memberships -> groups (group_id));
 diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(notifications -> users (user_id));
 diesel::joinable!(role_permissions -> roles (role));
 diesel::joinable!(threads -> groups (group_id));
 diesel::joinable!(posts -> threads (thread_id));

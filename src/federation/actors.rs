@@ -15,7 +15,7 @@ pub fn context() -> Value {
     ])
 }
 
-fn rfc3339(dt: &chrono::NaiveDateTime) -> String {
+pub fn rfc3339(dt: &chrono::NaiveDateTime) -> String {
     dt.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -35,7 +35,7 @@ pub fn text_to_html(text: &str) -> String {
 }
 
 /// `publicKey` in the shape the library federates (`{id}#main-key`, owner, SPKI PEM).
-fn public_key(id: &str, pem: &str) -> Value {
+pub fn public_key(id: &str, pem: &str) -> Value {
     let Ok(owner) = url::Url::parse(id) else {
         return json!({ "id": format!("{id}#main-key"), "owner": id, "publicKeyPem": pem });
     };

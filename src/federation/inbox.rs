@@ -256,13 +256,38 @@ fn forget_actor_in(c: &mut db::DbConn, actor: &str) -> QueryResult<()> {
     Ok(())
 }
 
-/// The local user an actor URL names, if it is ours and active.
-fn local_user_name(urls: &Urls, url: &Url) -> Option<String> {
-    let prefix = format!("{}/u/", urls.base());
-    url.as_str()
-        .strip_prefix(&prefix)
-        .filter(|n| !n.contains('/'))
-        .map(str::to_owned)
+/// A local actor an URL names: `/u/{name}` or `/g/{slug}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LocalActor {
+    User(String),
+    Group(String),
+}
+
+impl LocalActor {
+    fn name(&self) -> &str {
+        match self {
+            Self::User(n) | Self::Group(n) => n,
+        }
+    }
+
+    fn url(&self, urls: &Urls) -> String {
+        match self {
+            Self::User(n) => urls.user(n),
+            Self::Group(n) => urls.group(n),
+        }
+    }
+}
+
+fn local_actor(urls: &Urls, url: &Url) -> Option<LocalActor> {
+    let rest = url.as_str().strip_prefix(urls.base())?;
+    let (make, name): (fn(String) -> LocalActor, &str) = if let Some(n) = rest.strip_prefix("/u/") {
+        (LocalActor::User, n)
+    } else if let Some(n) = rest.strip_prefix("/g/") {
+        (LocalActor::Group, n)
+    } else {
+        return None;
+    };
+    (!name.is_empty() && !name.contains('/')).then(|| make(name.to_owned()))
 }
 
 /// Applies a verified activity and records it as received, in one transaction.
@@ -292,11 +317,7 @@ async fn apply(
     };
     match activity.kind.as_str() {
         "Follow" => {
-            let Some(name) = activity
-                .object_id
-                .as_ref()
-                .and_then(|o| local_user_name(&urls, o))
-            else {
+            let Some(target) = activity.object_id.as_ref().and_then(|o| local_actor(&urls, o)) else {
                 return state
                     .db()
                     .run(move |c| write_tx(c, record).map(|_| ()).map_err(db::Error::from))
@@ -314,27 +335,27 @@ async fn apply(
                         if !record(c)? {
                             return Ok(false);
                         }
-                        let Some(user) = User::by_username(c, &name)? else {
-                            return Ok(false);
+                        // Only active users and public groups can be followed; anything else is
+                        // treated as unknown.
+                        let manual = match &target {
+                            LocalActor::User(name) => match User::by_username(c, name)? {
+                                Some(u) if u.status() == Status::Active => u.manually_approves_followers,
+                                _ => return Ok(false),
+                            },
+                            LocalActor::Group(slug) => match crate::groups::Group::by_slug(c, slug)? {
+                                Some(g) if g.is_public() => g.manually_approves_followers,
+                                _ => return Ok(false),
+                            },
                         };
-                        if user.status() != Status::Active {
-                            return Ok(false);
-                        }
-                        let follower = follows::add(
-                            c,
-                            &name,
-                            &actor,
-                            &inbox,
-                            shared.as_deref(),
-                            &follow_id,
-                            user.manually_approves_followers,
-                        )?;
+                        let name = target.name();
+                        let follower =
+                            follows::add(c, name, &actor, &inbox, shared.as_deref(), &follow_id, manual)?;
                         if !follower.is_accepted() {
-                            // Waits for the user's decision (settings page or API).
+                            // Waits for a decision (the user's settings page, or the API).
                             return Ok(false);
                         }
-                        let accept = follows::answer(&urls, &urls.user(&name), &follower, true);
-                        delivery::send(c, &name, &accept, [follower.delivery_inbox()])?;
+                        let accept = follows::answer(&urls, &target.url(&urls), &follower, true);
+                        delivery::send(c, name, &accept, [follower.delivery_inbox()])?;
                         Ok(true)
                     })
                     .map_err(db::Error::from)
@@ -358,8 +379,8 @@ async fn apply(
                 Some(o) => match protocol::parse(o) {
                     Ok(Document::Activity(f)) if f.kind == "Follow" && f.actor == activity.actor => f
                         .object_id
-                        .and_then(|o| local_user_name(&urls, &o))
-                        .map_or(Undone::Nothing, Undone::Follow),
+                        .and_then(|o| local_actor(&urls, &o))
+                        .map_or(Undone::Nothing, |t| Undone::Follow(t.name().to_owned())),
                     _ => Undone::Nothing,
                 },
                 None => Undone::Nothing,

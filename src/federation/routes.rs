@@ -75,18 +75,31 @@ async fn webfinger(State(state): State<AppState>, Query(q): Query<WebfingerQuery
             &parse(format!("{}/about", urls.base()))?,
             &urls,
         ))),
-        Some(Resource::Name(name)) => match active_user(&state, name).await? {
-            Some(user) => {
+        Some(Resource::Name(name)) => {
+            if let Some(user) = active_user(&state, name.clone()).await? {
                 let id = parse(urls.user(&user.username))?;
-                Ok(jrd_response(&webfinger::jrd(
+                return Ok(jrd_response(&webfinger::jrd(
                     format!("acct:{}@{host}", user.username),
                     &id,
                     &id,
                     &urls,
-                )))
+                )));
             }
-            None => Err(AppError::not_found()),
-        },
+            // Groups share the name space; internal groups are not discoverable.
+            let group = state
+                .db()
+                .run(move |c| crate::groups::Group::by_slug(c, &name).map_err(crate::db::Error::from))
+                .await?
+                .filter(crate::groups::Group::is_public)
+                .ok_or_else(AppError::not_found)?;
+            let id = parse(urls.group(&group.slug))?;
+            Ok(jrd_response(&webfinger::jrd(
+                format!("acct:{}@{host}", group.slug),
+                &id,
+                &id,
+                &urls,
+            )))
+        }
         None => Err(AppError::not_found()),
     }
 }
@@ -138,7 +151,7 @@ async fn nodeinfo_document(
         .into_response())
 }
 
-fn activity_json(value: serde_json::Value) -> Response {
+pub(crate) fn activity_json(value: serde_json::Value) -> Response {
     (negotiate::activity_json_headers(), Json(value)).into_response()
 }
 

@@ -18,6 +18,7 @@ mod delivery;
 mod federation;
 mod fedify;
 mod fetch;
+mod groups;
 mod http;
 mod inbox;
 mod remote;

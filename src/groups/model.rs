@@ -1,0 +1,326 @@
+//! Rows and queries of groups, roles, memberships, join requests and notifications.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::DbConn;
+use crate::db::schema::{groups, join_requests, memberships, notifications, role_permissions, roles, users};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    Public,
+    Internal,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Public, Self::Internal]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinMode {
+    Open,
+    Request,
+    Invite,
+}
+
+impl JoinMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Request => "request",
+            Self::Invite => "invite",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Open, Self::Request, Self::Invite]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = groups)]
+pub struct Group {
+    #[serde(skip)]
+    pub id: i64,
+    pub slug: String,
+    #[serde(skip)]
+    pub kind: String,
+    pub title: String,
+    #[serde(rename = "summary")]
+    pub summary_source: String,
+    pub summary_html: String,
+    #[serde(skip)]
+    pub parent_id: Option<i64>,
+    visibility: String,
+    join_mode: String,
+    pub manually_approves_followers: bool,
+    pub allow_remote_threads: bool,
+    #[serde(serialize_with = "crate::db::utc::serialize")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::db::utc::serialize")]
+    pub updated_at: NaiveDateTime,
+}
+
+impl Group {
+    /// An unknown value can only come from a hand-edited database: treat it as the closed one.
+    pub fn visibility(&self) -> Visibility {
+        Visibility::parse(&self.visibility).unwrap_or(Visibility::Internal)
+    }
+
+    pub fn join_mode(&self) -> JoinMode {
+        JoinMode::parse(&self.join_mode).unwrap_or(JoinMode::Invite)
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.visibility() == Visibility::Public
+    }
+
+    pub fn by_slug(conn: &mut DbConn, slug: &str) -> QueryResult<Option<Self>> {
+        groups::table
+            .filter(groups::slug.eq(slug.trim().to_ascii_lowercase()))
+            .select(Self::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<Self>> {
+        groups::table
+            .find(id)
+            .select(Self::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Every group, by title (the tree is built from this).
+    pub fn all(conn: &mut DbConn) -> QueryResult<Vec<Self>> {
+        groups::table
+            .order((groups::title, groups::id))
+            .select(Self::as_select())
+            .load(conn)
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = groups)]
+pub struct NewGroup<'a> {
+    pub slug: &'a str,
+    pub kind: &'a str,
+    pub title: &'a str,
+    pub summary_source: &'a str,
+    pub summary_html: &'a str,
+    pub parent_id: Option<i64>,
+    pub visibility: &'a str,
+    pub join_mode: &'a str,
+    pub manually_approves_followers: bool,
+    pub allow_remote_threads: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Role tokens in their display order.
+pub fn role_tokens(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    roles::table
+        .order(roles::position)
+        .select(roles::token)
+        .load(conn)
+}
+
+/// The permissions the given roles grant together.
+pub fn permissions_of(conn: &mut DbConn, role_list: &[String]) -> QueryResult<Vec<String>> {
+    role_permissions::table
+        .filter(role_permissions::role.eq_any(role_list))
+        .select(role_permissions::permission)
+        .distinct()
+        .load(conn)
+}
+
+/// The roles `user_id` holds in `group_id`, in display order.
+pub fn roles_of(conn: &mut DbConn, group_id: i64, user_id: i64) -> QueryResult<Vec<String>> {
+    memberships::table
+        .inner_join(roles::table.on(roles::token.eq(memberships::role)))
+        .filter(memberships::group_id.eq(group_id))
+        .filter(memberships::user_id.eq(user_id))
+        .order(roles::position)
+        .select(memberships::role)
+        .load(conn)
+}
+
+/// One member with their roles, for member lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<String>,
+}
+
+pub fn members(conn: &mut DbConn, group_id: i64) -> QueryResult<Vec<Member>> {
+    let rows: Vec<(String, String, String)> = memberships::table
+        .inner_join(users::table)
+        .inner_join(roles::table.on(roles::token.eq(memberships::role)))
+        .filter(memberships::group_id.eq(group_id))
+        .order((users::username, roles::position))
+        .select((users::username, users::display_name, memberships::role))
+        .load(conn)?;
+    let mut out: Vec<Member> = Vec::new();
+    for (username, display_name, role) in rows {
+        match out.last_mut() {
+            Some(m) if m.username == username => m.roles.push(role),
+            _ => out.push(Member {
+                username,
+                display_name,
+                roles: vec![role],
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Members holding any role that grants `permission`.
+pub fn members_with(conn: &mut DbConn, group_id: i64, permission: &str) -> QueryResult<Vec<String>> {
+    memberships::table
+        .inner_join(users::table)
+        .inner_join(role_permissions::table.on(role_permissions::role.eq(memberships::role)))
+        .filter(memberships::group_id.eq(group_id))
+        .filter(role_permissions::permission.eq(permission))
+        .select(users::username)
+        .distinct()
+        .order(users::username)
+        .load(conn)
+}
+
+pub fn member_count(conn: &mut DbConn, group_id: i64) -> QueryResult<i64> {
+    memberships::table
+        .filter(memberships::group_id.eq(group_id))
+        .select(diesel::dsl::count(memberships::user_id).aggregate_distinct())
+        .get_result(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = join_requests)]
+pub struct JoinRequest {
+    pub id: i64,
+    #[serde(skip)]
+    pub group_id: i64,
+    #[serde(skip)]
+    pub user_id: i64,
+    pub message: String,
+    pub state: String,
+    #[serde(serialize_with = "crate::db::utc::serialize")]
+    pub created_at: NaiveDateTime,
+    #[serde(skip)]
+    pub decided_at: Option<NaiveDateTime>,
+    #[serde(skip)]
+    pub decided_by: Option<i64>,
+}
+
+/// Waiting join requests of a group with the requester's name.
+pub fn pending_requests(conn: &mut DbConn, group_id: i64) -> QueryResult<Vec<(JoinRequest, String)>> {
+    join_requests::table
+        .inner_join(users::table.on(users::id.eq(join_requests::user_id)))
+        .filter(join_requests::group_id.eq(group_id))
+        .filter(join_requests::state.eq("pending"))
+        .order(join_requests::id)
+        .select((JoinRequest::as_select(), users::username))
+        .load(conn)
+}
+
+pub fn pending_request_of(
+    conn: &mut DbConn,
+    group_id: i64,
+    user_id: i64,
+) -> QueryResult<Option<JoinRequest>> {
+    join_requests::table
+        .filter(join_requests::group_id.eq(group_id))
+        .filter(join_requests::user_id.eq(user_id))
+        .filter(join_requests::state.eq("pending"))
+        .select(JoinRequest::as_select())
+        .first(conn)
+        .optional()
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = notifications)]
+pub struct Notification {
+    pub id: i64,
+    #[serde(skip)]
+    pub user_id: i64,
+    pub kind: String,
+    #[serde(skip)]
+    pub args_json: String,
+    pub link: String,
+    #[serde(serialize_with = "crate::db::utc::serialize")]
+    pub created_at: NaiveDateTime,
+    #[serde(skip)]
+    pub read_at: Option<NaiveDateTime>,
+}
+
+impl Notification {
+    /// The translation arguments stored with it.
+    pub fn args(&self) -> Vec<(String, String)> {
+        serde_json::from_str::<Vec<(String, String)>>(&self.args_json).unwrap_or_default()
+    }
+}
+
+/// Tells a local user something; `kind` is the translation key of the sentence.
+pub fn notify(
+    conn: &mut DbConn,
+    user_id: i64,
+    kind: &str,
+    args: &[(&str, &str)],
+    link: &str,
+) -> QueryResult<()> {
+    let args_json = serde_json::to_string(args).unwrap_or_else(|_| "[]".into());
+    diesel::insert_into(notifications::table)
+        .values((
+            notifications::user_id.eq(user_id),
+            notifications::kind.eq(kind),
+            notifications::args_json.eq(args_json),
+            notifications::link.eq(link),
+            notifications::created_at.eq(crate::db::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn notifications_of(conn: &mut DbConn, user_id: i64, limit: i64) -> QueryResult<Vec<Notification>> {
+    notifications::table
+        .filter(notifications::user_id.eq(user_id))
+        .order((notifications::created_at.desc(), notifications::id.desc()))
+        .limit(limit)
+        .select(Notification::as_select())
+        .load(conn)
+}
+
+pub fn unread_count(conn: &mut DbConn, user_id: i64) -> QueryResult<i64> {
+    notifications::table
+        .filter(notifications::user_id.eq(user_id))
+        .filter(notifications::read_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
+pub fn mark_read(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
+    diesel::update(
+        notifications::table
+            .filter(notifications::user_id.eq(user_id))
+            .filter(notifications::read_at.is_null()),
+    )
+    .set(notifications::read_at.eq(crate::db::now()))
+    .execute(conn)
+}
