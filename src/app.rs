@@ -19,7 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::{accounts, admin, db, federation, groups, instance, web, worker};
+use crate::{accounts, admin, db, federation, groups, instance, threads, web, worker};
 
 /// Largest request body we read at all (ActivityPub caps documents at 1 MiB too). Routes that take
 /// uploads raise their own limit.
@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(federation::api::routes())
         .merge(federation::pages::routes())
         .merge(groups::routes::routes())
+        .merge(threads::routes::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { AppError::not_found() })

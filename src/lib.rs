@@ -12,5 +12,6 @@ pub mod groups;
 pub mod instance;
 pub mod state;
 pub mod text;
+pub mod threads;
 pub mod web;
 pub mod worker;

@@ -102,4 +102,12 @@ impl Urls {
     pub fn base(&self) -> &str {
         &self.base
     }
+
+    /// The host (with the port, if any) of `public_url`: the part after `@` in handles.
+    pub fn host(&self) -> &str {
+        self.base
+            .split_once("://")
+            .map_or(self.base.as_str(), |(_, rest)| rest)
+            .trim_end_matches('/')
+    }
 }

@@ -37,6 +37,11 @@ pub enum Error {
     NotMember,
     LastLead,
     RequestNotFound,
+    ThreadNotFound,
+    /// The thread is locked: no new replies.
+    Locked,
+    /// The post or thread was deleted or removed.
+    Gone,
     Key(String),
     Db(crate::db::Error),
 }
@@ -65,6 +70,9 @@ impl Error {
             Self::NotMember => ("error-group-not-member", vec![]),
             Self::LastLead => ("error-group-last-lead", vec![]),
             Self::RequestNotFound => ("error-join-request-not-found", vec![]),
+            Self::ThreadNotFound => ("error-thread-not-found", vec![]),
+            Self::Locked => ("error-thread-locked", vec![]),
+            Self::Gone => ("error-post-gone", vec![]),
             Self::Key(_) | Self::Db(_) => ("error-internal", vec![]),
         }
     }
@@ -76,7 +84,11 @@ impl Error {
             Self::SlugTaken(_) | Self::AlreadyMember | Self::RequestPending | Self::LastLead => {
                 StatusCode::CONFLICT
             }
-            Self::NotFound(_) | Self::UserNotFound(_) | Self::RequestNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::UserNotFound(_) | Self::RequestNotFound | Self::ThreadNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Locked => StatusCode::FORBIDDEN,
+            Self::Gone => StatusCode::GONE,
             Self::Forbidden(_) | Self::InviteOnly | Self::NotMember => StatusCode::FORBIDDEN,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Key(_) | Self::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,6 +110,9 @@ impl Error {
             Self::NotMember => "not_member",
             Self::LastLead => "last_lead",
             Self::RequestNotFound => "request_not_found",
+            Self::ThreadNotFound => "thread_not_found",
+            Self::Locked => "thread_locked",
+            Self::Gone => "gone",
             Self::Key(_) | Self::Db(_) => "internal",
         }
     }

@@ -298,11 +298,32 @@ struct GroupTemplate {
     target: String,
     form: FormState,
     notice: Option<&'static str>,
+    pinned: Vec<crate::threads::Thread>,
+    threads: Vec<crate::threads::Thread>,
+    /// The keyset cursor of the next page of threads.
+    next: Option<String>,
+    /// Whether this is a later page (pinned threads only on the first).
+    later: bool,
 }
 
 #[derive(Debug, Deserialize)]
 struct NoticeQuery {
     done: Option<String>,
+    before: Option<String>,
+}
+
+/// `{micros}_{id}` of a thread's last activity: the keyset cursor of thread lists.
+pub fn thread_cursor(t: &crate::threads::Thread) -> String {
+    format!("{}_{}", t.last_activity_at.and_utc().timestamp_micros(), t.id)
+}
+
+pub fn parse_thread_cursor(s: &str) -> Option<(chrono::NaiveDateTime, i64)> {
+    let (ts, id) = s.split_once('_')?;
+    let micros: i64 = ts.parse().ok()?;
+    Some((
+        chrono::DateTime::from_timestamp_micros(micros)?.naive_utc(),
+        id.parse().ok()?,
+    ))
 }
 
 /// `/g/{slug}`: the `Group` for ActivityPub clients (public groups only), the page for browsers.
@@ -330,6 +351,32 @@ async fn group_page(
     let (group, access) = load(&state, &slug, user.as_ref()).await?;
     let g = group.clone();
     let uid = user.as_ref().map(|u| u.id);
+    let before = q.before.as_deref().and_then(parse_thread_cursor);
+    let (pinned, mut threads) = {
+        let gid = group.id;
+        state
+            .db()
+            .run(move |c| -> Result<_, db::Error> {
+                use crate::threads::model as tm;
+                let pinned = if before.is_none() {
+                    tm::pinned(c, gid)?
+                } else {
+                    Vec::new()
+                };
+                Ok((
+                    pinned,
+                    tm::page(c, gid, before, crate::threads::routes::PAGE + 1)?,
+                ))
+            })
+            .await?
+    };
+    let page_size = usize::try_from(crate::threads::routes::PAGE).unwrap_or(25);
+    let next = if threads.len() > page_size {
+        threads.truncate(page_size);
+        threads.last().map(thread_cursor)
+    } else {
+        None
+    };
     let (parent, children, members, followers, pending_request) = state
         .db()
         .run(move |c| -> Result<_, db::Error> {
@@ -380,6 +427,10 @@ async fn group_page(
         pending_request,
         form: FormState::new(),
         notice,
+        pinned,
+        threads,
+        next,
+        later: before.is_some(),
     });
     response
         .headers_mut()

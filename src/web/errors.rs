@@ -103,7 +103,11 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
         copy_header(&response, &mut page_response, header::SET_COOKIE);
         return page_response;
     }
-    if error.is_some() || content_type_is(&response, "application/json") {
+    // ActivityPub answers carry their own body (a 410 Tombstone, say).
+    if error.is_some()
+        || content_type_is(&response, "application/json")
+        || content_type_is(&response, "application/activity+json")
+    {
         return response;
     }
     let mut json = AppError::from_status(status).into_response();

@@ -22,4 +22,5 @@ mod groups;
 mod http;
 mod inbox;
 mod remote;
+mod threads;
 mod web;
