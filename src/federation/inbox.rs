@@ -24,6 +24,7 @@ use crate::accounts::model::{Status, User};
 use crate::db::schema::received_activities;
 use crate::db::{self, write_tx};
 use crate::state::AppState;
+use crate::threads::incoming::{self, Outcome};
 
 /// How long received activity ids are remembered: longer than any sender retries the same one.
 pub const DEDUPE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
@@ -220,8 +221,9 @@ async fn process(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
     if let Err(e) = signatures::check_policy(&sig, "POST", date, chrono::Utc::now()) {
         return answer(StatusCode::UNAUTHORIZED, &e.to_string());
     }
-    match apply(state, &activity, &sender, &dedupe_key).await {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
+    match apply(state, &activity, &value, &sender, &dedupe_key).await {
+        Ok(Outcome::Done) => StatusCode::ACCEPTED.into_response(),
+        Ok(Outcome::Refused(status, message)) => answer(status, message),
         Err(e) => internal(&e),
     }
 }
@@ -296,25 +298,88 @@ fn local_actor(urls: &Urls, url: &Url) -> Option<LocalActor> {
 async fn apply(
     state: &AppState,
     activity: &RemoteActivity,
+    raw: &Value,
+    sender: &remote::CachedActor,
+    dedupe_key: &str,
+) -> Result<Outcome, db::Error> {
+    let key = dedupe_key.to_owned();
+    let record = move |c: &mut db::DbConn| -> QueryResult<bool> { record_received(c, &key) };
+    let actor = activity.actor.as_str();
+    let object_id = activity.object_id.as_ref().map(Url::as_str);
+    let object_kind = activity
+        .object
+        .as_ref()
+        .and_then(|o| o.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let about_actor = object_id == Some(actor);
+    match activity.kind.as_str() {
+        "Create" => return incoming::create(state, raw, sender, record).await,
+        "Update" if !about_actor && !is_actor_type(object_kind) => {
+            return incoming::update(state, raw, sender, record).await;
+        }
+        "Delete" if !about_actor => {
+            if let Some(id) = object_id {
+                return incoming::delete(state, raw, id, sender, record).await;
+            }
+        }
+        "Like" => {
+            if let Some(id) = object_id {
+                let like_id = activity.id.as_ref().map(ToString::to_string);
+                return incoming::like(state, id, like_id, actor, true, record).await;
+            }
+        }
+        "Undo" if object_kind == "Like" => {
+            let liked = activity
+                .object
+                .as_ref()
+                .and_then(|o| o.get("object"))
+                .and_then(|o| o.as_str().or_else(|| o.get("id").and_then(Value::as_str)));
+            if let Some(id) = liked {
+                return incoming::like(state, id, None, actor, false, record).await;
+            }
+        }
+        _ => {}
+    }
+    apply_follows_and_actors(state, activity, sender, dedupe_key)
+        .await
+        .map(|()| Outcome::Done)
+}
+
+fn is_actor_type(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Person" | "Group" | "Application" | "Service" | "Organization"
+    )
+}
+
+/// Records an activity as received; false when it was received before.
+fn record_received(c: &mut db::DbConn, key: &str) -> QueryResult<bool> {
+    let inserted = diesel::insert_into(received_activities::table)
+        .values((
+            received_activities::key.eq(key),
+            received_activities::received_at.eq(db::now()),
+        ))
+        .execute(c);
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(e) if db::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Follows, Accept/Reject, Undo{Follow}, and Update/Delete of actors.
+async fn apply_follows_and_actors(
+    state: &AppState,
+    activity: &RemoteActivity,
     sender: &remote::CachedActor,
     dedupe_key: &str,
 ) -> Result<(), db::Error> {
     let urls = Urls::new(state.config());
     let actor = activity.actor.to_string();
     let key = dedupe_key.to_owned();
-    let record = move |c: &mut db::DbConn| -> Result<bool, diesel::result::Error> {
-        let inserted = diesel::insert_into(received_activities::table)
-            .values((
-                received_activities::key.eq(&key),
-                received_activities::received_at.eq(db::now()),
-            ))
-            .execute(c);
-        match inserted {
-            Ok(_) => Ok(true),
-            Err(e) if db::is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
-    };
+    let record =
+        move |c: &mut db::DbConn| -> Result<bool, diesel::result::Error> { record_received(c, &key) };
     match activity.kind.as_str() {
         "Follow" => {
             let Some(target) = activity.object_id.as_ref().and_then(|o| local_actor(&urls, o)) else {

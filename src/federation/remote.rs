@@ -91,7 +91,8 @@ pub fn store(conn: &mut DbConn, actor: &protocol::RemoteActor, now: NaiveDateTim
     let keys_json = serde_json::to_string(&keys).unwrap_or_else(|_| "[]".to_owned());
     let row = (
         remote_actors::ap_id.eq(actor.id.as_str()),
-        remote_actors::domain.eq(actor.id.host_str().unwrap_or_default().to_ascii_lowercase()),
+        // With the port when there is one (it is part of the handle: @name@host:port).
+        remote_actors::domain.eq(super::delivery::instance_of(&actor.id).unwrap_or_default()),
         remote_actors::kind.eq(&actor.kind),
         remote_actors::preferred_username.eq(&actor.preferred_username),
         remote_actors::name.eq(&actor.name),

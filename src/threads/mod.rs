@@ -6,6 +6,7 @@
 //! Federation: see [`federation`]; incoming remote threads and replies come through the inbox.
 
 pub mod federation;
+pub mod incoming;
 pub mod model;
 pub mod routes;
 pub mod rules;

@@ -21,6 +21,7 @@ mod fetch;
 mod groups;
 mod http;
 mod inbox;
+mod incoming;
 mod remote;
 mod threads;
 mod web;

@@ -1,0 +1,709 @@
+//! Threads and replies from other servers (called by the inbox once the signature is verified).
+//!
+//! - `Create{Note|Page|Article}` whose `inReplyTo` chain (at most [`MAX_CHAIN`] fetches) ends in
+//!   one of our threads becomes a reply, whatever its addressing (Mastodon addresses replies to
+//!   the parent's author, not the group), and the group announces it. Non-public replies are
+//!   refused with a reason and never shown; so are replies to locked threads.
+//! - A `Create` that is not a reply and is addressed to or mentions one of our public groups
+//!   becomes a new thread when the group allows remote threads (title from `name`, else the first
+//!   line without the leading mention). A foreign `audience` or `context` is a hint, not a reason
+//!   to refuse.
+//! - `Update` and `Delete` are accepted from the object's author only.
+//! - `Like` / `Undo{Like}` are counted once per actor.
+
+use axum::http::StatusCode;
+use diesel::prelude::*;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::federation as fed;
+use super::model::{Post, Thread};
+use crate::db::schema::{likes, post_revisions, posts, threads};
+use crate::db::{self, DbConn, write_tx};
+use crate::federation::protocol::{self, Document, RemoteObject};
+use crate::federation::{Urls, remote};
+use crate::groups::Group;
+use crate::state::AppState;
+
+/// How many unknown parents are fetched to find out whether a reply belongs to us.
+pub const MAX_CHAIN: usize = 5;
+
+const TITLE_MAX: usize = 120;
+
+/// What became of an incoming activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied, or not ours (ignored): 202.
+    Done,
+    /// Refused with a status and an English sentence for the sender.
+    Refused(StatusCode, &'static str),
+}
+
+/// A post of ours that a URL names: `{base}/g/{slug}/t/{thread}` or `…/p/{post}`.
+fn local_post(conn: &mut DbConn, urls: &Urls, url: &str) -> QueryResult<Option<(Group, Thread, Post)>> {
+    let Some(rest) = url.strip_prefix(&format!("{}/g/", urls.base())) else {
+        // A remote post we stored.
+        let Some(post) = posts::table
+            .filter(posts::ap_id.eq(url))
+            .select(Post::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let Some(thread) = Thread::find(conn, post.thread_id)? else {
+            return Ok(None);
+        };
+        return Ok(Group::find(conn, thread.group_id)?.map(|g| (g, thread, post)));
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (slug, tid, pid) = match parts.as_slice() {
+        [slug, "t", tid] => (*slug, tid.parse::<i64>().ok(), None),
+        [slug, "t", tid, "p", pid] => (*slug, tid.parse::<i64>().ok(), pid.parse::<i64>().ok()),
+        _ => return Ok(None),
+    };
+    let Some(tid) = tid else { return Ok(None) };
+    let Some(group) = Group::by_slug(conn, slug)? else {
+        return Ok(None);
+    };
+    let Some(thread) = Thread::find(conn, tid)?.filter(|t| t.group_id == group.id) else {
+        return Ok(None);
+    };
+    let post = match pid {
+        Some(pid) => Post::find(conn, pid)?.filter(|p| p.thread_id == thread.id && p.ap_id.is_none()),
+        None => Post::opening(conn, thread.id)?,
+    };
+    Ok(post.map(|p| (group, thread, p)))
+}
+
+/// The object of a Create/Update: embedded, or fetched when only referenced.
+async fn object_of(state: &AppState, activity: &Value) -> Option<RemoteObject> {
+    let object = activity.get("object")?;
+    let parsed = match object {
+        Value::String(id) => {
+            let url = Url::parse(id).ok()?;
+            let signer = crate::federation::inbox::instance_signer(state).await.ok()?;
+            let value = state.fetch().get_json(&url, Some(&signer)).await.ok()?;
+            protocol::parse(&value).ok()?
+        }
+        other => protocol::parse(other).ok()?,
+    };
+    match parsed {
+        Document::Object(o) if matches!(o.kind.as_str(), "Note" | "Page" | "Article" | "Question") => Some(o),
+        _ => None,
+    }
+}
+
+fn parse_time(s: Option<&str>) -> chrono::NaiveDateTime {
+    s.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.naive_utc())
+        .filter(|d| *d <= db::now())
+        .unwrap_or_else(db::now)
+}
+
+/// The local public group an object is addressed to or mentions.
+fn addressed_group(conn: &mut DbConn, urls: &Urls, o: &RemoteObject) -> QueryResult<Option<Group>> {
+    let prefix = format!("{}/g/", urls.base());
+    let mut candidates: Vec<String> = o.to.iter().chain(o.cc.iter()).cloned().collect();
+    candidates.extend(o.mentions.iter().map(ToString::to_string));
+    candidates.extend(o.audience.iter().map(ToString::to_string));
+    for c in candidates {
+        if let Some(slug) = c.strip_prefix(&prefix).filter(|s| !s.contains('/'))
+            && let Some(g) = Group::by_slug(conn, slug)?.filter(Group::is_public)
+        {
+            return Ok(Some(g));
+        }
+    }
+    Ok(None)
+}
+
+/// A thread title from a remote opening post: its `name`, else its first line without a leading
+/// mention, shortened.
+pub fn title_of(o: &RemoteObject, slug: &str) -> String {
+    if let Some(name) = o.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        return name.chars().take(TITLE_MAX).collect();
+    }
+    let line = crate::text::first_line(o.content.as_deref().unwrap_or_default(), 400);
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    while words.first().is_some_and(|w| {
+        w.starts_with('@') && (w[1..].to_ascii_lowercase().starts_with(slug) || w.contains('@'))
+    }) {
+        words.remove(0);
+    }
+    let title: String = words.join(" ").chars().take(TITLE_MAX).collect();
+    if title.is_empty() { "…".to_owned() } else { title }
+}
+
+/// Stores a remote post under `parent` (or as the opening post of `thread` when parent is None).
+fn insert_remote(
+    conn: &mut DbConn,
+    thread: &Thread,
+    parent: Option<&Post>,
+    author_id: i64,
+    o: &RemoteObject,
+) -> QueryResult<Option<Post>> {
+    let now = db::now();
+    let row = (
+        posts::thread_id.eq(thread.id),
+        posts::parent_id.eq(parent.map(|p| p.id)),
+        posts::ap_id.eq(o.id.as_str()),
+        posts::url.eq(o.url.as_ref().map(Url::as_str)),
+        posts::author_remote_id.eq(author_id),
+        posts::source.eq(&o.source_markdown),
+        posts::content_html.eq(o.content.clone().unwrap_or_default()),
+        posts::depth.eq(parent.map_or(0, |p| (p.depth + 1).min(super::rules::MAX_DEPTH))),
+        posts::published_at.eq(parse_time(o.published.as_deref())),
+    );
+    let inserted: Option<Post> = match conn {
+        DbConn::Pg(c) => diesel::insert_into(posts::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .returning(posts::all_columns)
+            .get_result(c)
+            .optional()?,
+        DbConn::Sqlite(c) => diesel::insert_into(posts::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .returning(posts::all_columns)
+            .get_result(c)
+            .optional()?,
+    };
+    if let Some(post) = &inserted {
+        if parent.is_some() {
+            diesel::update(threads::table.find(thread.id))
+                .set((
+                    threads::reply_count.eq(threads::reply_count + 1),
+                    threads::last_activity_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        let mentions: Vec<String> = o.mentions.iter().map(ToString::to_string).collect();
+        super::model::set_tags(conn, post.id, &o.hashtags, &mentions)?;
+    }
+    Ok(inserted)
+}
+
+/// Notifies local users the post answers or mentions.
+/// Where a remote post landed, for notifications.
+struct Landed<'a> {
+    group: &'a Group,
+    thread: &'a Thread,
+    parent: Option<&'a Post>,
+    post: &'a Post,
+}
+
+fn notify_locals(
+    conn: &mut DbConn,
+    urls: &Urls,
+    at: &Landed<'_>,
+    o: &RemoteObject,
+    who: &str,
+) -> QueryResult<()> {
+    use crate::accounts::model::User;
+    let (group, thread, parent, post) = (at.group, at.thread, at.parent, at.post);
+    let link = format!("/g/{}/t/{}#p{}", group.slug, thread.id, post.id);
+    let mut told = Vec::new();
+    if let Some(uid) = parent.and_then(|p| p.author_user_id) {
+        crate::groups::model::notify(
+            conn,
+            uid,
+            "notification-reply",
+            &[("name", who), ("title", &thread.title)],
+            &link,
+        )?;
+        told.push(uid);
+    }
+    let prefix = format!("{}/u/", urls.base());
+    for m in &o.mentions {
+        if let Some(name) = m.as_str().strip_prefix(&prefix)
+            && let Some(u) = User::by_username(conn, name)?
+            && !told.contains(&u.id)
+        {
+            crate::groups::model::notify(
+                conn,
+                u.id,
+                "notification-mentioned",
+                &[("name", who), ("group", &group.title)],
+                &link,
+            )?;
+            told.push(u.id);
+        }
+    }
+    Ok(())
+}
+
+/// The group re-distributes a remote activity to its followers (FEP-1b12 `Announce`).
+fn announce(conn: &mut DbConn, urls: &Urls, group: &Group, activity: &Value) -> QueryResult<usize> {
+    let group_url = urls.group(&group.slug);
+    let mut inner = activity.clone();
+    if let Some(o) = inner.as_object_mut() {
+        o.remove("@context");
+    }
+    let announce = json!({
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": format!("{group_url}/activities/announce/{:016x}", rand::random::<u64>()),
+        "type": "Announce",
+        "actor": group_url,
+        "to": [fed::PUBLIC],
+        "cc": [format!("{group_url}/followers")],
+        "audience": group_url,
+        "object": inner,
+    });
+    crate::federation::delivery::send_to_followers(conn, &group.slug, &group.slug, &announce)
+}
+
+/// `Create{Note|Page|Article}`.
+pub async fn create(
+    state: &AppState,
+    activity: &Value,
+    sender: &remote::CachedActor,
+    record: impl FnOnce(&mut DbConn) -> QueryResult<bool> + Send + 'static,
+) -> Result<Outcome, db::Error> {
+    let Some(object) = object_of(state, activity).await else {
+        return state
+            .db()
+            .run(move |c| {
+                write_tx(c, record)
+                    .map(|_| Outcome::Done)
+                    .map_err(db::Error::from)
+            })
+            .await;
+    };
+    // The author is the signer: nobody creates posts in someone else's name.
+    if !object.attributed_to.iter().any(|a| a.as_str() == sender.ap_id)
+        || object.id.origin()
+            != Url::parse(&sender.ap_id)
+                .map(|u| u.origin())
+                .unwrap_or_else(|_| object.id.origin())
+    {
+        return Ok(Outcome::Refused(
+            StatusCode::FORBIDDEN,
+            "The object is not attributed to the activity's actor.",
+        ));
+    }
+    let urls = Urls::new(state.config());
+    // Walk up the reply chain until a post we know, fetching at most MAX_CHAIN unknown parents.
+    let mut chain: Vec<RemoteObject> = Vec::new();
+    let mut cursor = object.in_reply_to.clone();
+    let mut anchor = None;
+    while let Some(parent) = cursor.take() {
+        let (u, p) = (urls.clone(), parent.to_string());
+        if let Some(found) = state
+            .db()
+            .run(move |c| local_post(c, &u, &p).map_err(db::Error::from))
+            .await?
+        {
+            anchor = Some(found);
+            break;
+        }
+        if chain.len() >= MAX_CHAIN
+            || parent.origin()
+                == Url::parse(urls.base())
+                    .map(|u| u.origin())
+                    .unwrap_or_else(|_| parent.origin())
+        {
+            break;
+        }
+        let Ok(signer) = crate::federation::inbox::instance_signer(state).await else {
+            break;
+        };
+        let Ok(value) = state.fetch().get_json(&parent, Some(&signer)).await else {
+            break;
+        };
+        match protocol::parse(&value) {
+            Ok(Document::Object(o)) => {
+                cursor = o.in_reply_to.clone();
+                chain.push(o);
+            }
+            _ => break,
+        }
+    }
+    let sender_row = sender.id;
+    let who = sender
+        .name
+        .clone()
+        .or_else(|| sender.preferred_username.clone())
+        .unwrap_or_else(|| sender.ap_id.clone());
+    let raw = activity.clone();
+    if let Some((group, thread, parent)) = anchor {
+        if !group.is_public() {
+            return state
+                .db()
+                .run(move |c| {
+                    write_tx(c, record)
+                        .map(|_| Outcome::Done)
+                        .map_err(db::Error::from)
+                })
+                .await;
+        }
+        if !object.is_public() {
+            return Ok(Outcome::Refused(
+                StatusCode::FORBIDDEN,
+                "Replies here are public; this one is not addressed to the public and is not accepted.",
+            ));
+        }
+        if thread.is_gone() || parent.is_gone() {
+            return Ok(Outcome::Refused(
+                StatusCode::GONE,
+                "The post you replied to has been deleted.",
+            ));
+        }
+        if thread.locked_at.is_some() {
+            return Ok(Outcome::Refused(
+                StatusCode::FORBIDDEN,
+                "This discussion is locked; it takes no new replies.",
+            ));
+        }
+        // Intermediate posts fetched on the way (oldest first) need their authors.
+        let mut authors = Vec::new();
+        for o in chain.iter().rev() {
+            let Some(author) = o.attributed_to.first() else {
+                break;
+            };
+            let Ok(signer) = crate::federation::inbox::instance_signer(state).await else {
+                break;
+            };
+            match remote::resolve(state.db(), state.fetch(), Some(&signer), author, false).await {
+                Ok(a) => authors.push(a.id),
+                Err(_) => break,
+            }
+        }
+        let chain: Vec<RemoteObject> = chain.into_iter().rev().take(authors.len()).collect();
+        return state
+            .db()
+            .run(move |c| {
+                write_tx(c, |c| -> Result<Outcome, diesel::result::Error> {
+                    if !record(c)? {
+                        return Ok(Outcome::Done);
+                    }
+                    let mut parent = parent;
+                    for (o, author) in chain.iter().zip(authors) {
+                        if !o.is_public() {
+                            break;
+                        }
+                        match insert_remote(c, &thread, Some(&parent), author, o)? {
+                            Some(p) => parent = p,
+                            None => break,
+                        }
+                    }
+                    if let Some(post) = insert_remote(c, &thread, Some(&parent), sender_row, &object)? {
+                        notify_locals(
+                            c,
+                            &urls,
+                            &Landed {
+                                group: &group,
+                                thread: &thread,
+                                parent: Some(&parent),
+                                post: &post,
+                            },
+                            &object,
+                            &who,
+                        )?;
+                        announce(c, &urls, &group, &raw)?;
+                    }
+                    Ok(Outcome::Done)
+                })
+                .map_err(db::Error::from)
+            })
+            .await;
+    }
+    if object.in_reply_to.is_some() {
+        // A reply to something that is not ours.
+        return state
+            .db()
+            .run(move |c| {
+                write_tx(c, record)
+                    .map(|_| Outcome::Done)
+                    .map_err(db::Error::from)
+            })
+            .await;
+    }
+    state
+        .db()
+        .run(move |c| {
+            write_tx(c, |c| -> Result<Outcome, diesel::result::Error> {
+                let Some(group) = addressed_group(c, &urls, &object)? else {
+                    record(c)?;
+                    return Ok(Outcome::Done);
+                };
+                if !group.allow_remote_threads {
+                    return Ok(Outcome::Refused(StatusCode::FORBIDDEN, "This group does not take new discussions from outside; reply to one of its discussions instead."));
+                }
+                if !object.is_public() {
+                    return Ok(Outcome::Refused(StatusCode::FORBIDDEN, "Discussions here are public; this post is not addressed to the public and is not accepted."));
+                }
+                if !record(c)? {
+                    return Ok(Outcome::Done);
+                }
+                let now = db::now();
+                let thread: Thread = diesel::insert_into(threads::table)
+                    .values((
+                        threads::group_id.eq(group.id),
+                        threads::title.eq(title_of(&object, &group.slug)),
+                        threads::remote_context.eq(object.context.as_ref().map(Url::as_str)),
+                        threads::last_activity_at.eq(now),
+                        threads::created_at.eq(now),
+                    ))
+                    .returning(threads::all_columns)
+                    .get_result(c)?;
+                if let Some(post) = insert_remote(c, &thread, None, sender_row, &object)? {
+                    notify_locals(
+                        c,
+                        &urls,
+                        &Landed {
+                            group: &group,
+                            thread: &thread,
+                            parent: None,
+                            post: &post,
+                        },
+                        &object,
+                        &who,
+                    )?;
+                    announce(c, &urls, &group, &raw)?;
+                    // Mastodon followers see a new thread only as an Announce of the object.
+                    if let Some(note) = raw.get("object").filter(|o| o.is_object()) {
+                        announce(c, &urls, &group, note)?;
+                    }
+                }
+                Ok(Outcome::Done)
+            })
+            .map_err(db::Error::from)
+        })
+        .await
+}
+
+/// `Update{Note…}` from the post's author: new content, the old one kept as a revision.
+pub async fn update(
+    state: &AppState,
+    activity: &Value,
+    sender: &remote::CachedActor,
+    record: impl FnOnce(&mut DbConn) -> QueryResult<bool> + Send + 'static,
+) -> Result<Outcome, db::Error> {
+    let Some(object) = object_of(state, activity).await else {
+        return state
+            .db()
+            .run(move |c| {
+                write_tx(c, record)
+                    .map(|_| Outcome::Done)
+                    .map_err(db::Error::from)
+            })
+            .await;
+    };
+    let urls = Urls::new(state.config());
+    let sender_row = sender.id;
+    let raw = activity.clone();
+    state
+        .db()
+        .run(move |c| {
+            write_tx(c, |c| -> Result<Outcome, diesel::result::Error> {
+                let found = local_post(c, &urls, object.id.as_str())?;
+                let Some((group, thread, post)) = found.filter(|(_, _, p)| p.ap_id.is_some()) else {
+                    record(c)?;
+                    return Ok(Outcome::Done);
+                };
+                if post.author_remote_id != Some(sender_row) {
+                    return Ok(Outcome::Refused(
+                        StatusCode::FORBIDDEN,
+                        "Only the author may change a post.",
+                    ));
+                }
+                if !record(c)? || post.is_gone() {
+                    return Ok(Outcome::Done);
+                }
+                diesel::insert_into(post_revisions::table)
+                    .values((
+                        post_revisions::post_id.eq(post.id),
+                        post_revisions::title.eq(post.parent_id.is_none().then(|| thread.title.clone())),
+                        post_revisions::source.eq(&post.source),
+                        post_revisions::content_html.eq(&post.content_html),
+                        post_revisions::created_at.eq(post.updated_at.unwrap_or(post.published_at)),
+                    ))
+                    .execute(c)?;
+                diesel::update(posts::table.find(post.id))
+                    .set((
+                        posts::content_html.eq(object.content.clone().unwrap_or_default()),
+                        posts::source.eq(&object.source_markdown),
+                        posts::updated_at.eq(db::now()),
+                    ))
+                    .execute(c)?;
+                if post.parent_id.is_none()
+                    && let Some(name) = object.name.as_deref().map(str::trim).filter(|n| !n.is_empty())
+                {
+                    diesel::update(threads::table.find(thread.id))
+                        .set(threads::title.eq(name.chars().take(TITLE_MAX).collect::<String>()))
+                        .execute(c)?;
+                }
+                let mentions: Vec<String> = object.mentions.iter().map(ToString::to_string).collect();
+                super::model::set_tags(c, post.id, &object.hashtags, &mentions)?;
+                if group.is_public() {
+                    announce(c, &urls, &group, &raw)?;
+                }
+                Ok(Outcome::Done)
+            })
+            .map_err(db::Error::from)
+        })
+        .await
+}
+
+/// `Delete` of a post by its author.
+pub async fn delete(
+    state: &AppState,
+    activity: &Value,
+    object_id: &str,
+    sender: &remote::CachedActor,
+    record: impl FnOnce(&mut DbConn) -> QueryResult<bool> + Send + 'static,
+) -> Result<Outcome, db::Error> {
+    let urls = Urls::new(state.config());
+    let sender_row = sender.id;
+    let raw = activity.clone();
+    let id = object_id.to_owned();
+    state
+        .db()
+        .run(move |c| {
+            write_tx(c, |c| -> Result<Outcome, diesel::result::Error> {
+                let found = local_post(c, &urls, &id)?;
+                let Some((group, thread, post)) = found.filter(|(_, _, p)| p.ap_id.is_some()) else {
+                    record(c)?;
+                    return Ok(Outcome::Done);
+                };
+                if post.author_remote_id != Some(sender_row) {
+                    return Ok(Outcome::Refused(
+                        StatusCode::FORBIDDEN,
+                        "Only the author may delete a post.",
+                    ));
+                }
+                if !record(c)? || post.is_gone() {
+                    return Ok(Outcome::Done);
+                }
+                let now = db::now();
+                diesel::update(posts::table.find(post.id))
+                    .set(posts::deleted_at.eq(now))
+                    .execute(c)?;
+                if post.parent_id.is_none() {
+                    diesel::update(threads::table.find(thread.id))
+                        .set(threads::deleted_at.eq(now))
+                        .execute(c)?;
+                } else {
+                    diesel::update(threads::table.find(thread.id))
+                        .set(threads::reply_count.eq(threads::reply_count - 1))
+                        .execute(c)?;
+                }
+                if group.is_public() {
+                    announce(c, &urls, &group, &raw)?;
+                }
+                Ok(Outcome::Done)
+            })
+            .map_err(db::Error::from)
+        })
+        .await
+}
+
+/// `Like` (on = true) or `Undo{Like}` of one of our posts.
+pub async fn like(
+    state: &AppState,
+    object_id: &str,
+    like_id: Option<String>,
+    actor: &str,
+    on: bool,
+    record: impl FnOnce(&mut DbConn) -> QueryResult<bool> + Send + 'static,
+) -> Result<Outcome, db::Error> {
+    let urls = Urls::new(state.config());
+    let (id, actor) = (object_id.to_owned(), actor.to_owned());
+    state
+        .db()
+        .run(move |c| {
+            write_tx(c, |c| -> Result<Outcome, diesel::result::Error> {
+                if !record(c)? {
+                    return Ok(Outcome::Done);
+                }
+                let Some((group, _, post)) = local_post(c, &urls, &id)? else {
+                    return Ok(Outcome::Done);
+                };
+                if !group.is_public() || post.is_gone() {
+                    return Ok(Outcome::Done);
+                }
+                let changed = if on {
+                    let row = (
+                        likes::post_id.eq(post.id),
+                        likes::actor.eq(&actor),
+                        likes::ap_id.eq(&like_id),
+                        likes::created_at.eq(db::now()),
+                    );
+                    match c {
+                        DbConn::Pg(pg) => diesel::insert_into(likes::table)
+                            .values(row)
+                            .on_conflict_do_nothing()
+                            .execute(pg)?,
+                        DbConn::Sqlite(s) => diesel::insert_into(likes::table)
+                            .values(row)
+                            .on_conflict_do_nothing()
+                            .execute(s)?,
+                    }
+                } else {
+                    diesel::delete(
+                        likes::table
+                            .filter(likes::post_id.eq(post.id))
+                            .filter(likes::actor.eq(&actor)),
+                    )
+                    .execute(c)?
+                };
+                if changed > 0 {
+                    let delta = if on { 1 } else { -1 };
+                    diesel::update(posts::table.find(post.id))
+                        .set(posts::like_count.eq(posts::like_count + delta))
+                        .execute(c)?;
+                }
+                Ok(Outcome::Done)
+            })
+            .map_err(db::Error::from)
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(name: Option<&str>, content: &str) -> RemoteObject {
+        RemoteObject {
+            id: Url::parse("https://m.example/n/1").unwrap(),
+            kind: "Note".into(),
+            attributed_to: vec![],
+            name: name.map(str::to_owned),
+            content: Some(content.to_owned()),
+            summary: None,
+            source_markdown: None,
+            in_reply_to: None,
+            to: vec![],
+            cc: vec![],
+            audience: None,
+            context: None,
+            url: None,
+            mentions: vec![],
+            hashtags: vec![],
+            published: None,
+            updated: None,
+            sensitive: false,
+        }
+    }
+
+    #[test]
+    fn titles_of_remote_threads() {
+        assert_eq!(title_of(&object(Some(" Radweg "), "x"), "verkehr"), "Radweg");
+        assert_eq!(
+            title_of(
+                &object(
+                    None,
+                    "<p><span class=\"h-card\"><a href=\"https://a.example/g/verkehr\" class=\"u-url mention\">@<span>verkehr</span></a></span> Neue Ampel am Markt</p><p>Details</p>"
+                ),
+                "verkehr"
+            ),
+            "Neue Ampel am Markt"
+        );
+        assert_eq!(
+            title_of(&object(None, "<p>@verkehr@a.example Frage</p>"), "verkehr"),
+            "Frage"
+        );
+        assert_eq!(title_of(&object(None, ""), "verkehr"), "…");
+    }
+}
