@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(federation::pages::routes())
         .merge(groups::routes::routes())
         .merge(threads::routes::routes())
+        .merge(crate::openapi::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { AppError::not_found() })
