@@ -779,5 +779,13 @@ async fn thread_pages_and_forms(b: Backend) {
             .status(),
         StatusCode::NOT_FOUND
     );
+    let doc: Value = reqwest::get(srv.at("/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/v1/groups/{slug}/threads"]["post"].is_object());
     srv.stop().await;
 }
