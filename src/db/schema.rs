@@ -210,6 +210,8 @@ diesel::table! {
         allow_remote_threads -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        ap_id -> Nullable<Text>,
+        remote_actor_id -> Nullable<BigInt>,
     }
 }
 

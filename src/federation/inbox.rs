@@ -315,6 +315,7 @@ async fn apply(
     let about_actor = object_id == Some(actor);
     match activity.kind.as_str() {
         "Create" => return incoming::create(state, raw, sender, record).await,
+        "Announce" => return incoming::announced(state, raw, sender, record).await,
         "Update" if !about_actor && !is_actor_type(object_kind) => {
             return incoming::update(state, raw, sender, record).await;
         }
@@ -408,7 +409,7 @@ async fn apply_follows_and_actors(
                                 _ => return Ok(false),
                             },
                             LocalActor::Group(slug) => match crate::groups::Group::by_slug(c, slug)? {
-                                Some(g) if g.is_public() => g.manually_approves_followers,
+                                Some(g) if g.federates() => g.manually_approves_followers,
                                 _ => return Ok(false),
                             },
                         };

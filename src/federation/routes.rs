@@ -90,7 +90,7 @@ async fn webfinger(State(state): State<AppState>, Query(q): Query<WebfingerQuery
                 .db()
                 .run(move |c| crate::groups::Group::by_slug(c, &name).map_err(crate::db::Error::from))
                 .await?
-                .filter(crate::groups::Group::is_public)
+                .filter(crate::groups::Group::federates)
                 .ok_or_else(AppError::not_found)?;
             let id = parse(urls.group(&group.slug))?;
             Ok(jrd_response(&webfinger::jrd(

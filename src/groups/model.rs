@@ -75,9 +75,37 @@ pub struct Group {
     pub created_at: NaiveDateTime,
     #[serde(serialize_with = "crate::db::utc::serialize")]
     pub updated_at: NaiveDateTime,
+    /// The actor id of a mirrored group on another server; None for our own groups.
+    #[serde(skip)]
+    pub ap_id: Option<String>,
+    #[serde(skip)]
+    pub remote_actor_id: Option<i64>,
 }
 
 impl Group {
+    /// A mirror of a group on another server (read-only here, no actor of ours).
+    pub fn is_remote(&self) -> bool {
+        self.ap_id.is_some()
+    }
+
+    /// One of our groups that federates: public and local.
+    pub fn federates(&self) -> bool {
+        self.is_public() && !self.is_remote()
+    }
+
+    /// The group's ActivityPub id: ours, or the mirrored group's.
+    pub fn actor_id(&self, urls: &crate::federation::Urls) -> String {
+        self.ap_id.clone().unwrap_or_else(|| urls.group(&self.slug))
+    }
+
+    pub fn by_ap_id(conn: &mut DbConn, ap_id: &str) -> QueryResult<Option<Self>> {
+        groups::table
+            .filter(groups::ap_id.eq(ap_id))
+            .select(Self::as_select())
+            .first(conn)
+            .optional()
+    }
+
     /// An unknown value can only come from a hand-edited database: treat it as the closed one.
     pub fn visibility(&self) -> Visibility {
         Visibility::parse(&self.visibility).unwrap_or(Visibility::Internal)

@@ -339,6 +339,10 @@ async fn group_page(
     let urls = Urls::new(state.config());
     if negotiate::wants_activity_json(&headers) {
         let (group, _) = load(&state, &slug, None).await?;
+        if group.is_remote() {
+            // A mirror has no actor here; its real one lives on its server.
+            return Err(AppError::not_found());
+        }
         let owner = group.slug.clone();
         let key = state.db().run(move |c| keys::ensure(c, &owner)).await?;
         let mut response =
@@ -415,7 +419,11 @@ async fn group_page(
         _ => None,
     };
     let mut response = render(&GroupTemplate {
-        handle: format!("@{}@{}", group.slug, state.config().host()),
+        handle: if group.is_remote() {
+            format!("@{}", group.slug)
+        } else {
+            format!("@{}@{}", group.slug, state.config().host())
+        },
         target: urls.group(&group.slug),
         page,
         parent: parent.filter(member_of_hidden),
@@ -450,6 +458,9 @@ async fn group_collection(
         return Err(AppError::not_found());
     }
     let (group, _) = load(&state, &slug, None).await?;
+    if group.is_remote() {
+        return Err(AppError::not_found());
+    }
     let urls = Urls::new(state.config());
     let doc = state
         .db()

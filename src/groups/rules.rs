@@ -71,7 +71,9 @@ impl Access {
     /// Starting a thread: members whose role allows posting; in public groups that allow it,
     /// any signed-in user.
     pub fn can_start_thread(&self, group: &Group) -> bool {
-        self.can(Permission::Post) || (self.signed_in && group.is_public() && group.allow_remote_threads)
+        !group.is_remote()
+            && (self.can(Permission::Post)
+                || (self.signed_in && group.is_public() && group.allow_remote_threads))
     }
 
     /// Replying: members whose role allows posting; in public groups any signed-in user.
@@ -256,6 +258,9 @@ pub fn update(
     group: &Group,
     input: &GroupInput,
 ) -> Result<Group> {
+    if group.is_remote() {
+        return Err(Error::Forbidden("error-group-remote"));
+    }
     let title = validate_title(&input.title)?;
     let summary = validate_summary(&input.summary)?;
     let summary_html = crate::text::render_markdown(&summary).html;
@@ -275,7 +280,7 @@ pub fn update(
             ))
             .returning(groups::all_columns)
             .get_result(conn)?;
-        if updated.is_public() {
+        if updated.federates() {
             super::actor::send_update(conn, urls, &updated)?;
         }
         Ok(updated)
@@ -498,7 +503,7 @@ pub fn tree(conn: &mut DbConn, user: Option<&User>) -> QueryResult<Vec<TreeNode>
     let admin = user.is_some_and(User::is_admin);
     let visible: Vec<Group> = all
         .into_iter()
-        .filter(|g| g.is_public() || admin || member_of.contains(&g.id))
+        .filter(|g| !g.is_remote() && (g.is_public() || admin || member_of.contains(&g.id)))
         .collect();
     let counts: HashMap<i64, i64> = memberships::table
         .group_by(memberships::group_id)

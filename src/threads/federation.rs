@@ -53,10 +53,15 @@ pub struct NoteParts<'a> {
 
 pub fn note(urls: &Urls, post: &Post, parts: &NoteParts<'_>) -> Value {
     let slug = &parts.group.slug;
-    let group_url = urls.group(slug);
+    let group_url = parts.group.actor_id(urls);
     let id = post_id(urls, slug, post);
     let mut tags: Vec<Value> = Vec::new();
-    let mut cc = vec![group_url.clone(), format!("{group_url}/followers")];
+    // A mirrored group's followers collection is its server's business; it redistributes.
+    let mut cc = if parts.group.is_remote() {
+        vec![group_url.clone()]
+    } else {
+        vec![group_url.clone(), format!("{group_url}/followers")]
+    };
     for (handle, actor) in &parts.mentions {
         tags.push(json!({ "type": "Mention", "href": actor, "name": handle }));
         cc.push(actor.clone());
@@ -66,11 +71,12 @@ pub fn note(urls: &Urls, post: &Post, parts: &NoteParts<'_>) -> Value {
             tags.push(json!({ "type": "Mention", "href": parent_author }));
             cc.push(parent_author.clone());
         }
-        tags.push(json!({
-            "type": "Mention",
-            "href": group_url,
-            "name": format!("@{slug}@{}", urls.host()),
-        }));
+        let handle = if parts.group.is_remote() {
+            format!("@{slug}")
+        } else {
+            format!("@{slug}@{}", urls.host())
+        };
+        tags.push(json!({ "type": "Mention", "href": group_url, "name": handle }));
     }
     for tag in &parts.hashtags {
         tags.push(json!({ "type": "Hashtag", "href": format!("{}/tags/{tag}", urls.base()), "name": format!("#{tag}") }));
@@ -159,6 +165,20 @@ pub fn distribute(conn: &mut DbConn, urls: &Urls, group: &Group, out: &Outgoing<
     if !group.is_public() {
         return Ok(0);
     }
+    // In a mirrored group our users' posts go to the group's server, which announces them.
+    let remote_inbox = match group.remote_actor_id {
+        Some(id) => {
+            use crate::db::schema::remote_actors;
+            use diesel::prelude::*;
+            remote_actors::table
+                .find(id)
+                .select((remote_actors::shared_inbox, remote_actors::inbox))
+                .first::<(Option<String>, Option<String>)>(conn)
+                .optional()?
+                .and_then(|(s, i)| s.or(i))
+        }
+        None => None,
+    };
     let note_id = note
         .get("id")
         .and_then(Value::as_str)
@@ -180,10 +200,15 @@ pub fn distribute(conn: &mut DbConn, urls: &Urls, group: &Group, out: &Outgoing<
         "actor": author,
         "to": note.get("to").cloned().unwrap_or_else(|| json!([PUBLIC])),
         "cc": note.get("cc").cloned().unwrap_or_else(|| json!([])),
-        "audience": urls.group(&group.slug),
+        "audience": group.actor_id(urls),
         "object": object,
     }));
     let mut queued = 0;
+    if group.is_remote() {
+        let mut inboxes = extra_inboxes.to_vec();
+        inboxes.extend(remote_inbox);
+        return delivery::send(conn, author_name, &activity, &inboxes);
+    }
     if !extra_inboxes.is_empty() {
         queued += delivery::send(conn, author_name, &activity, extra_inboxes)?;
     }

@@ -109,7 +109,7 @@ fn addressed_group(conn: &mut DbConn, urls: &Urls, o: &RemoteObject) -> QueryRes
     candidates.extend(o.audience.iter().map(ToString::to_string));
     for c in candidates {
         if let Some(slug) = c.strip_prefix(&prefix).filter(|s| !s.contains('/'))
-            && let Some(g) = Group::by_slug(conn, slug)?.filter(Group::is_public)
+            && let Some(g) = Group::by_slug(conn, slug)?.filter(Group::federates)
         {
             return Ok(Some(g));
         }
@@ -652,6 +652,276 @@ pub async fn like(
                     diesel::update(posts::table.find(post.id))
                         .set(posts::like_count.eq(posts::like_count + delta))
                         .execute(c)?;
+                }
+                Ok(Outcome::Done)
+            })
+            .map_err(db::Error::from)
+        })
+        .await
+}
+
+/// Whether a local user or group follows `actor` (accepted): only then are its Announces
+/// mirrored.
+fn followed(conn: &mut DbConn, actor: &str) -> QueryResult<bool> {
+    use crate::db::schema::following;
+    let n: i64 = following::table
+        .filter(following::target_ap_id.eq(actor))
+        .filter(following::state.eq("accepted"))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// The mirror of a remote group, made on its first Announce.
+fn ensure_mirror(conn: &mut DbConn, sender: &remote::CachedActor) -> QueryResult<Group> {
+    use crate::db::schema::groups;
+    if let Some(g) = Group::by_ap_id(conn, &sender.ap_id)? {
+        return Ok(g);
+    }
+    let name: String = sender
+        .preferred_username
+        .clone()
+        .unwrap_or_else(|| "group".into())
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(60)
+        .collect();
+    let base = format!("{name}@{}", sender.domain);
+    let now = db::now();
+    let mut slug = base.clone();
+    let mut n = 1;
+    while !crate::accounts::model::claim_name(conn, &slug, "remote_group", now)? {
+        n += 1;
+        slug = format!("{base}-{n}");
+    }
+    let title: String = sender
+        .name
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| base.clone())
+        .chars()
+        .take(TITLE_MAX)
+        .collect();
+    diesel::insert_into(groups::table)
+        .values((
+            groups::slug.eq(&slug),
+            groups::kind.eq("remote"),
+            groups::title.eq(&title),
+            groups::visibility.eq("public"),
+            groups::join_mode.eq("invite"),
+            groups::manually_approves_followers.eq(false),
+            groups::allow_remote_threads.eq(false),
+            groups::created_at.eq(now),
+            groups::updated_at.eq(now),
+            groups::ap_id.eq(&sender.ap_id),
+            groups::remote_actor_id.eq(sender.id),
+        ))
+        .returning(groups::all_columns)
+        .get_result(conn)
+}
+
+/// An object's own version: fetched from its server when the announcing group is elsewhere (a
+/// group vouches for what it relays, but only the origin speaks for the object's content).
+async fn authentic(state: &AppState, announcer: &str, o: RemoteObject) -> Option<RemoteObject> {
+    let same_origin = Url::parse(announcer).is_ok_and(|a| a.origin() == o.id.origin());
+    if same_origin {
+        return Some(o);
+    }
+    let signer = crate::federation::inbox::instance_signer(state).await.ok()?;
+    let value = state.fetch().get_json(&o.id, Some(&signer)).await.ok()?;
+    match protocol::parse(&value).ok()? {
+        Document::Object(fetched) if fetched.id == o.id => Some(fetched),
+        _ => None,
+    }
+}
+
+/// Records the activity as received (the inbox's dedupe), boxed for the paths that only record.
+type Recorder = dyn FnOnce(&mut DbConn) -> QueryResult<bool> + Send;
+
+/// `Announce` by a group on another server that we follow (FEP-1b12): its threads and replies
+/// are kept in a read-only mirror; Update and Delete it relays are applied there.
+pub async fn announced(
+    state: &AppState,
+    activity: &Value,
+    sender: &remote::CachedActor,
+    record: impl FnOnce(&mut DbConn) -> QueryResult<bool> + Send + 'static,
+) -> Result<Outcome, db::Error> {
+    let announcer = sender.ap_id.clone();
+    let a = announcer.clone();
+    let follows = state
+        .db()
+        .run(move |c| followed(c, &a).map_err(db::Error::from))
+        .await?;
+    let ignore = |record: Box<Recorder>| async move {
+        state
+            .db()
+            .run(move |c| {
+                write_tx(c, |c| record(c))
+                    .map(|_| Outcome::Done)
+                    .map_err(db::Error::from)
+            })
+            .await
+    };
+    if !follows {
+        return ignore(Box::new(record)).await;
+    }
+    let inner = match activity.get("object") {
+        Some(Value::String(id)) => {
+            let (Ok(url), Ok(signer)) = (
+                Url::parse(id),
+                crate::federation::inbox::instance_signer(state).await,
+            ) else {
+                return ignore(Box::new(record)).await;
+            };
+            match state.fetch().get_json(&url, Some(&signer)).await {
+                Ok(v) => v,
+                Err(_) => return ignore(Box::new(record)).await,
+            }
+        }
+        Some(v) => v.clone(),
+        None => return ignore(Box::new(record)).await,
+    };
+    let urls = Urls::new(state.config());
+    enum Relayed {
+        Upsert(Box<RemoteObject>),
+        Delete(String),
+    }
+    let relayed = match protocol::parse(&inner) {
+        Ok(Document::Object(o)) => Some(Relayed::Upsert(Box::new(o))),
+        Ok(Document::Activity(act)) if matches!(act.kind.as_str(), "Create" | "Update") => {
+            match act.object.as_ref().map(protocol::parse) {
+                Some(Ok(Document::Object(o))) => Some(Relayed::Upsert(Box::new(o))),
+                _ => None,
+            }
+        }
+        Ok(Document::Activity(act)) if act.kind == "Delete" => {
+            act.object_id.map(|u| Relayed::Delete(u.to_string()))
+        }
+        _ => None,
+    };
+    let relayed = match relayed {
+        Some(Relayed::Upsert(o)) => {
+            // Our own posts come back announced: we have them already.
+            if o.id.as_str().starts_with(urls.base()) {
+                None
+            } else {
+                // The announcing group must be the object's audience (or among its addressees).
+                let for_group = o.audience.as_ref().map(Url::as_str) == Some(announcer.as_str())
+                    || (o.audience.is_none() && (o.to.contains(&announcer) || o.cc.contains(&announcer)));
+                if !for_group || !o.is_public() {
+                    None
+                } else {
+                    authentic(state, &announcer, *o)
+                        .await
+                        .map(|o| Relayed::Upsert(Box::new(o)))
+                }
+            }
+        }
+        other => other,
+    };
+    let Some(relayed) = relayed else {
+        return ignore(Box::new(record)).await;
+    };
+    let author = match &relayed {
+        Relayed::Upsert(o) => {
+            let Some(author) = o.attributed_to.first() else {
+                return ignore(Box::new(record)).await;
+            };
+            let Ok(signer) = crate::federation::inbox::instance_signer(state).await else {
+                return ignore(Box::new(record)).await;
+            };
+            match remote::resolve(state.db(), state.fetch(), Some(&signer), author, false).await {
+                Ok(actor) => Some(actor.id),
+                Err(_) => return ignore(Box::new(record)).await,
+            }
+        }
+        Relayed::Delete(_) => None,
+    };
+    let sender = sender.clone();
+    state
+        .db()
+        .run(move |c| {
+            write_tx(c, |c| -> Result<Outcome, diesel::result::Error> {
+                if !record(c)? {
+                    return Ok(Outcome::Done);
+                }
+                let mirror = ensure_mirror(c, &sender)?;
+                match relayed {
+                    Relayed::Upsert(o) => {
+                        let author = author.unwrap_or_default();
+                        let existing: Option<Post> = posts::table
+                            .filter(posts::ap_id.eq(o.id.as_str()))
+                            .select(Post::as_select())
+                            .first(c)
+                            .optional()?;
+                        if let Some(post) = existing {
+                            // An edit relayed by the group: only for posts in its mirror, by the same author.
+                            let in_mirror =
+                                Thread::find(c, post.thread_id)?.is_some_and(|t| t.group_id == mirror.id);
+                            if in_mirror && post.author_remote_id == Some(author) && !post.is_gone() {
+                                diesel::update(posts::table.find(post.id))
+                                    .set((
+                                        posts::content_html.eq(o.content.clone().unwrap_or_default()),
+                                        posts::source.eq(&o.source_markdown),
+                                        posts::updated_at.eq(db::now()),
+                                    ))
+                                    .execute(c)?;
+                            }
+                            return Ok(Outcome::Done);
+                        }
+                        match &o.in_reply_to {
+                            Some(parent) => {
+                                if let Some((g, thread, parent)) = local_post(c, &urls, parent.as_str())?
+                                    && g.id == mirror.id
+                                    && !thread.is_gone()
+                                {
+                                    insert_remote(c, &thread, Some(&parent), author, &o)?;
+                                }
+                            }
+                            None => {
+                                let now = db::now();
+                                let name = mirror.slug.split('@').next().unwrap_or_default().to_owned();
+                                let thread: Thread = diesel::insert_into(threads::table)
+                                    .values((
+                                        threads::group_id.eq(mirror.id),
+                                        threads::title.eq(title_of(&o, &name)),
+                                        threads::remote_context.eq(o.context.as_ref().map(Url::as_str)),
+                                        threads::last_activity_at.eq(now),
+                                        threads::created_at.eq(now),
+                                    ))
+                                    .returning(threads::all_columns)
+                                    .get_result(c)?;
+                                insert_remote(c, &thread, None, author, &o)?;
+                            }
+                        }
+                    }
+                    Relayed::Delete(id) => {
+                        let found: Option<Post> = posts::table
+                            .filter(posts::ap_id.eq(&id))
+                            .select(Post::as_select())
+                            .first(c)
+                            .optional()?;
+                        if let Some(post) = found
+                            && let Some(thread) = Thread::find(c, post.thread_id)?
+                            && thread.group_id == mirror.id
+                            && !post.is_gone()
+                        {
+                            let now = db::now();
+                            diesel::update(posts::table.find(post.id))
+                                .set(posts::deleted_at.eq(now))
+                                .execute(c)?;
+                            if post.parent_id.is_none() {
+                                diesel::update(threads::table.find(thread.id))
+                                    .set(threads::deleted_at.eq(now))
+                                    .execute(c)?;
+                            } else {
+                                diesel::update(threads::table.find(thread.id))
+                                    .set(threads::reply_count.eq(threads::reply_count - 1))
+                                    .execute(c)?;
+                            }
+                        }
+                    }
                 }
                 Ok(Outcome::Done)
             })

@@ -117,7 +117,7 @@ pub async fn resolve_mentions(state: &AppState, source: &str) -> Vec<Resolved> {
                         return Ok((u.status() == Status::Active).then_some((Some(u.id), true)));
                     }
                     Ok(Group::by_slug(c, &name)?
-                        .filter(Group::is_public)
+                        .filter(Group::federates)
                         .map(|_| (None, false)))
                 })
                 .await

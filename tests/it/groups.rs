@@ -16,6 +16,7 @@ crate::backend_tests!(
     join_requests_and_roles,
     group_pages_and_forms,
     a_remote_user_follows_a_group,
+    a_partner_group_is_mirrored,
 );
 
 const PW: &str = "correct horse battery";
@@ -719,5 +720,225 @@ async fn a_remote_user_follows_a_group(b: Backend) {
         name.as_deref(),
         Some("Stadt im Wandel"),
         "Update{{Group}} reached B"
+    );
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..150 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Partner instances: bob on B follows group `stadt` on A; a thread posted on A reaches B as a
+/// read-only mirror; bob's reply from B appears on A; edits and deletions on A reach B; after
+/// bob unfollows, new threads stay on A.
+async fn a_partner_group_is_mirrored(b: Backend) {
+    let Some(a) = TestServer::start(b).await else {
+        return;
+    };
+    let Some(bsrv) = TestServer::start(b).await else {
+        return;
+    };
+    a.create_user("admin_anna", PW, Role::Admin).await;
+    a.create_user("mia", PW, Role::Member).await;
+    bsrv.create_user("bob", PW, Role::Member).await;
+    let admin = a.token("admin_anna", PW).await;
+    let mia = a.token("mia", PW).await;
+    let bob = bsrv.token("bob", PW).await;
+    let c = reqwest::Client::new();
+    use reqwest::Method as M;
+    api(
+        &c,
+        M::POST,
+        a.at("/api/v1/groups"),
+        &admin,
+        Some(json!({"slug": "stadt", "title": "Stadt"})),
+    )
+    .await;
+    api(&c, M::POST, a.at("/api/v1/groups/stadt/join"), &mia, None).await;
+    let a_host = a.url.trim_start_matches("http://").to_owned();
+    let (status, _) = api(
+        &c,
+        M::POST,
+        bsrv.at("/api/v1/follows"),
+        &bob,
+        Some(json!({"target": format!("stadt@{a_host}")})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    wait_until("the Accept", || async {
+        api(&c, M::GET, bsrv.at("/api/v1/follows"), &bob, None).await.1[0]["state"] == "accepted"
+    })
+    .await;
+
+    let (_, t) = api(
+        &c,
+        M::POST,
+        a.at("/api/v1/groups/stadt/threads"),
+        &mia,
+        Some(json!({"title": "Marktplatz", "body": "Wie soll der **Marktplatz** aussehen?"})),
+    )
+    .await;
+    let a_thread = t["url"].as_str().unwrap().to_owned();
+    let mirror = format!("stadt@{a_host}");
+    let list_url = bsrv.at(&format!("/api/v1/groups/{mirror}/threads"));
+    wait_until("the mirrored thread on B", || async {
+        api(&c, M::GET, list_url.clone(), &bob, None).await.1["items"][0]["title"] == "Marktplatz"
+    })
+    .await;
+    let (_, list) = api(&c, M::GET, list_url.clone(), &bob, None).await;
+    let b_tid = list["items"][0]["id"].as_i64().unwrap();
+    let (_, mirrored) = api(
+        &c,
+        M::GET,
+        bsrv.at(&format!("/api/v1/threads/{b_tid}")),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(mirrored["posts"][0]["ap_id"], a_thread);
+    assert!(
+        mirrored["posts"][0]["content_html"]
+            .as_str()
+            .unwrap()
+            .contains("<strong>Marktplatz</strong>")
+    );
+    assert_eq!(mirrored["posts"][0]["author"]["handle"], format!("@mia@{a_host}"));
+    let page = get_text(&browser(), &bsrv.at(&format!("/g/{mirror}"))).await;
+    assert!(
+        page.contains("Marktplatz") && page.contains(&a.at("/g/stadt")),
+        "the mirror page links the origin"
+    );
+    // The mirror is not an actor of B's.
+    let res = c
+        .get(bsrv.at(&format!("/g/{mirror}")))
+        .header("accept", AP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // bob replies from B; the reply lands on A.
+    let (status, reply) = api(
+        &c,
+        M::POST,
+        bsrv.at(&format!("/api/v1/threads/{b_tid}/replies")),
+        &bob,
+        Some(json!({"body": "Mit Bäumen, bitte."})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let a_tid = t["id"].as_i64().unwrap();
+    wait_until("bob's reply on A", || async {
+        api(&c, M::GET, a.at(&format!("/api/v1/threads/{a_tid}")), &mia, None)
+            .await
+            .1["reply_count"]
+            == 1
+    })
+    .await;
+    let (_, on_a) = api(&c, M::GET, a.at(&format!("/api/v1/threads/{a_tid}")), &mia, None).await;
+    let b_host = bsrv.url.trim_start_matches("http://");
+    assert_eq!(on_a["posts"][1]["author"]["handle"], format!("@bob@{b_host}"));
+    assert_eq!(on_a["posts"][1]["ap_id"], reply["ap_id"]);
+    // A announces it back to its followers; B already has it, once.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let (_, mirrored) = api(
+        &c,
+        M::GET,
+        bsrv.at(&format!("/api/v1/threads/{b_tid}")),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(mirrored["posts"].as_array().unwrap().len(), 2, "{mirrored}");
+
+    // An edit on A reaches the mirror.
+    let (status, _) = api(
+        &c,
+        M::PATCH,
+        a.at(&format!("/api/v1/threads/{a_tid}")),
+        &mia,
+        Some(json!({"body": "Wie soll der neue Marktplatz aussehen?"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_until("the edit on B", || async {
+        api(
+            &c,
+            M::GET,
+            bsrv.at(&format!("/api/v1/threads/{b_tid}")),
+            &bob,
+            None,
+        )
+        .await
+        .1["posts"][0]["content_html"]
+            .as_str()
+            .is_some_and(|h| h.contains("neue Marktplatz"))
+    })
+    .await;
+
+    // After bob unfollows, A's new threads stay on A; then a deletion still reaches B before.
+    let (status, _) = api(
+        &c,
+        M::DELETE,
+        a.at(&format!("/api/v1/threads/{a_tid}")),
+        &mia,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    wait_until("the deletion on B", || async {
+        api(
+            &c,
+            M::GET,
+            bsrv.at(&format!("/api/v1/threads/{b_tid}")),
+            &bob,
+            None,
+        )
+        .await
+        .0 == StatusCode::GONE
+    })
+    .await;
+    let (status, _) = api(
+        &c,
+        M::DELETE,
+        bsrv.at("/api/v1/follows"),
+        &bob,
+        Some(json!({"target": a.at("/g/stadt")})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    wait_until("A forgets the follower", || async {
+        api(&c, M::GET, a.at("/api/v1/groups/stadt"), &admin, None)
+            .await
+            .1["followers"]
+            == 0
+    })
+    .await;
+    api(
+        &c,
+        M::POST,
+        a.at("/api/v1/groups/stadt/threads"),
+        &mia,
+        Some(json!({"title": "Nur hier", "body": "x"})),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, list) = api(&c, M::GET, list_url, &bob, None).await;
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["title"] != "Nur hier"),
+        "no delivery after the unfollow: {list}"
     );
 }

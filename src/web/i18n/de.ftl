@@ -410,3 +410,5 @@ error-moderation-action = Unbekannte Moderationsaktion; erlaubt sind pin, unpin,
 error-bad-cursor = Der Wert „before“ stammt nicht von einer früheren Seite.
 notification-mentioned = { $name } hat Sie in { $group } erwähnt.
 notification-reply = { $name } hat Ihnen in „{ $title }“ geantwortet.
+group-mirror = Kopie der Gruppe auf einem anderen Server, von dort aktualisiert:
+error-group-remote = Diese Gruppe liegt auf einem anderen Server; ändern Sie sie dort.

@@ -410,3 +410,5 @@ error-moderation-action = Unknown moderation action; use pin, unpin, lock, unloc
 error-bad-cursor = The "before" value is not a cursor from an earlier page.
 notification-mentioned = { $name } mentioned you in { $group }.
 notification-reply = { $name } replied to you in "{ $title }".
+group-mirror = A copy of the group on another server, updated from there:
+error-group-remote = This group lives on another server; change it there.
