@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(federation::api::routes())
         .merge(federation::pages::routes())
         .merge(groups::routes::routes())
+        .merge(groups::routes::notification_routes())
         .merge(threads::routes::routes())
         .merge(crate::openapi::routes())
         .route("/healthz", get(healthz))

@@ -1074,3 +1074,82 @@ async fn api_decide_request(
     decide(&state, &auth.user, &slug, id, &decision).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+// ---- notifications -------------------------------------------------------------------------
+
+/// The notification routes (join requests, roles, mentions, replies): the page, marking as read,
+/// and `GET /api/v1/notifications`.
+pub fn notification_routes() -> Router<AppState> {
+    Router::new()
+        .route("/notifications", get(notifications_page))
+        .route("/notifications/read", post(notifications_read))
+        .route("/api/v1/notifications", get(api_notifications))
+}
+
+#[derive(Template)]
+#[template(path = "groups/templates/notifications.html")]
+struct NotificationsTemplate {
+    page: Page,
+    items: Vec<(model::Notification, String)>,
+    unread: i64,
+}
+
+fn sentence(lang: crate::web::i18n::Lang, n: &model::Notification) -> String {
+    let args = n.args();
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    crate::web::i18n::translate(lang, &n.kind, &args)
+}
+
+async fn notifications_page(
+    State(state): State<AppState>,
+    page: Page,
+    Auth(auth): Auth,
+) -> AppResult<Response> {
+    let id = auth.user.id;
+    let (list, unread) = state
+        .db()
+        .run(move |c| -> Result<_, db::Error> {
+            Ok((model::notifications_of(c, id, 100)?, model::unread_count(c, id)?))
+        })
+        .await?;
+    let items = list.into_iter().map(|n| {
+        let text = sentence(page.lang, &n);
+        (n, text)
+    });
+    let items = items.collect();
+    Ok(render(&NotificationsTemplate { page, items, unread }))
+}
+
+async fn notifications_read(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> AppResult<Response> {
+    let id = auth.user.id;
+    state
+        .db()
+        .run(move |c| model::mark_read(c, id).map_err(db::Error::from))
+        .await?;
+    Ok(Redirect::to("/notifications").into_response())
+}
+
+async fn api_notifications(State(state): State<AppState>, Auth(auth): Auth) -> AppResult<axum::Json<Value>> {
+    let id = auth.user.id;
+    let list = state
+        .db()
+        .run(move |c| model::notifications_of(c, id, 100).map_err(db::Error::from))
+        .await?;
+    let lang = crate::web::i18n::Lang::En;
+    Ok(axum::Json(json!(
+        list.iter()
+            .map(|n| json!({
+                "id": n.id,
+                "kind": n.kind,
+                "text": sentence(lang, n),
+                "link": n.link,
+                "read": n.read_at.is_some(),
+                "created_at": crate::federation::actors::rfc3339(&n.created_at),
+            }))
+            .collect::<Vec<_>>()
+    )))
+}

@@ -45,6 +45,8 @@ pub struct UserSummary {
     pub username: String,
     pub display_name: String,
     pub is_admin: bool,
+    /// Unread notifications, for the badge in the user menu.
+    pub unread: i64,
 }
 
 /// What every page's layout needs: language, instance, user, the CSRF token for its forms (the
@@ -77,6 +79,18 @@ impl FromRequestParts<AppState> for Page {
             &parts.headers,
             auth.as_ref().and_then(|a| a.user.language.as_deref()),
         );
+        let unread = match &auth {
+            Some(a) => {
+                let id = a.user.id;
+                // A failure here must not break the page: the badge is left out.
+                state
+                    .db()
+                    .run(move |c| crate::groups::model::unread_count(c, id).map_err(crate::db::Error::from))
+                    .await
+                    .unwrap_or(0)
+            }
+            None => 0,
+        };
         Ok(Self {
             lang,
             instance: state.instance().await,
@@ -84,6 +98,7 @@ impl FromRequestParts<AppState> for Page {
                 is_admin: a.user.is_admin(),
                 username: a.user.username,
                 display_name: a.user.display_name,
+                unread,
             }),
             csrf: csrf.0,
             path: parts.uri.path().to_owned(),

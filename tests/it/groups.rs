@@ -528,6 +528,28 @@ async fn join_requests_and_roles(b: Backend) {
         kinds.contains(&("max".into(), "notification-join-approved".into())),
         "{kinds:?}"
     );
+    // max sees it in the API and on the page, with the unread badge until he marks it read.
+    let (_, notes) = api(&c, M::GET, srv.at("/api/v1/notifications"), &max, None).await;
+    assert!(
+        notes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["text"] == "Your request to join Energie has been approved." && n["read"] == false),
+        "{notes}"
+    );
+    let web = browser();
+    login(&srv, &web, "max", PW).await;
+    let page = get_text(&web, &srv.at("/notifications")).await;
+    assert!(page.contains("unread-badge") && page.contains("Energie"));
+    let csrf = csrf_of(&web, &srv.at("/notifications")).await;
+    web.post(srv.at("/notifications/read"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let page = get_text(&web, &srv.at("/notifications")).await;
+    assert!(!page.contains("unread-badge"), "all read");
     srv.stop().await;
 }
 
