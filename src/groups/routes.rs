@@ -474,7 +474,8 @@ async fn group_collection(
                     None,
                     Vec::new(),
                 ),
-                _ => crate::federation::actors::empty_collection(id),
+                "outbox" => crate::threads::federation::outbox(c, &urls, &group)?,
+                _ => crate::threads::federation::featured(c, &urls, &group)?,
             })
         })
         .await?;

@@ -240,3 +240,65 @@ pub fn context_collection(id: &str, items: Vec<String>, page: Option<i64>) -> Va
             .collect()
     })
 }
+
+/// How many recent threads the outbox carries (Lemmy reads it to backfill a new follow).
+pub const OUTBOX_ITEMS: i64 = 20;
+
+/// The group's outbox: `Announce{Create{Note}}` of its recent threads, inline. The ids are
+/// derived from the thread, so the same item keeps its id between requests.
+pub fn outbox(conn: &mut DbConn, urls: &Urls, group: &Group) -> QueryResult<Value> {
+    let group_url = urls.group(&group.slug);
+    let recent = super::model::page(conn, group.id, None, OUTBOX_ITEMS)?;
+    let mut items = Vec::new();
+    for thread in recent {
+        let Some(post) = Post::opening(conn, thread.id)? else {
+            continue;
+        };
+        if post.is_gone() {
+            continue;
+        }
+        let note = super::rules::note_of(conn, urls, group, &thread, &post)?;
+        let note_id = note
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        items.push(json!({
+            "id": format!("{group_url}/activities/announce/t{}", thread.id),
+            "type": "Announce",
+            "actor": group_url,
+            "to": [PUBLIC],
+            "cc": [format!("{group_url}/followers")],
+            "object": {
+                "id": format!("{note_id}/activity"),
+                "type": "Create",
+                "actor": note.get("attributedTo").cloned().unwrap_or(Value::Null),
+                "to": [PUBLIC],
+                "cc": note.get("cc").cloned().unwrap_or_else(|| json!([])),
+                "object": note,
+            },
+        }));
+    }
+    Ok(with_context(json!({
+        "id": format!("{group_url}/outbox"),
+        "type": "OrderedCollection",
+        "totalItems": items.len(),
+        "orderedItems": items,
+    })))
+}
+
+/// The group's `featured` collection: its pinned threads as Notes.
+pub fn featured(conn: &mut DbConn, urls: &Urls, group: &Group) -> QueryResult<Value> {
+    let mut items = Vec::new();
+    for thread in super::model::pinned(conn, group.id)? {
+        if let Some(post) = Post::opening(conn, thread.id)?.filter(|p| !p.is_gone()) {
+            items.push(super::rules::note_of(conn, urls, group, &thread, &post)?);
+        }
+    }
+    Ok(with_context(json!({
+        "id": format!("{}/featured", urls.group(&group.slug)),
+        "type": "OrderedCollection",
+        "totalItems": items.len(),
+        "orderedItems": items,
+    })))
+}

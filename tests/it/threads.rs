@@ -398,6 +398,31 @@ async fn moderation_and_locks(b: Backend) {
     assert_eq!(list["pinned"][0]["id"], id);
     assert_eq!(list["pinned"][0]["locked"], true);
     assert_eq!(list["items"], json!([]), "pinned threads are not listed twice");
+    let featured: Value = c
+        .get(srv.at("/g/verkehr/featured"))
+        .header("accept", AP)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        featured["orderedItems"][0]["name"], "Ampel",
+        "pinned threads are featured"
+    );
+    let outbox: Value = c
+        .get(srv.at("/g/verkehr/outbox"))
+        .header("accept", AP)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Pinned threads are left out of the keyset list, so the outbox lists unpinned ones only.
+    assert_eq!(outbox["type"], "OrderedCollection");
+    assert!(outbox["orderedItems"].as_array().unwrap().is_empty(), "{outbox}");
     let (_, full) = api(&c, M::GET, srv.at(&format!("/api/v1/threads/{id}")), &noah, None).await;
     assert_eq!(full["posts"][1]["removed"], true);
     assert_eq!(
@@ -442,6 +467,20 @@ async fn thread_list_pages_by_keyset(b: Backend) {
         .await;
         assert_eq!(status, StatusCode::CREATED);
     }
+    let outbox: Value = c
+        .get(srv.at("/g/verkehr/outbox"))
+        .header("accept", AP)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = outbox["orderedItems"].as_array().unwrap();
+    assert_eq!(items.len(), 20, "the outbox carries the recent threads inline");
+    assert_eq!(items[0]["type"], "Announce");
+    assert_eq!(items[0]["object"]["type"], "Create");
+    assert_eq!(items[0]["object"]["object"]["name"], "Thema 29");
     let (_, first) = api(
         &c,
         M::GET,
