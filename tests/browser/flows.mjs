@@ -3,101 +3,13 @@
 //
 // Every page a flow visits is checked: axe-core finds no serious or critical violation, the
 // console shows no error, and no request goes to another origin. A screenshot of each page, in
-// German and English, light and dark, goes to $AGORA_TEST_SCREENSHOTS.
+// German and English, light and dark, goes to $AGORA_TEST_SCREENSHOTS (machinery in lib.mjs).
 //
 // Environment: AGORA_TEST_BASE_URL, AGORA_TEST_ADMIN, AGORA_TEST_ADMIN_PASSWORD,
 // AGORA_TEST_TOOLS (folder with node_modules), AGORA_TEST_SCREENSHOTS, AGORA_TEST_LABEL.
 
-import { createRequire } from "node:module";
-import { readFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-const base = env("AGORA_TEST_BASE_URL");
-const tools = env("AGORA_TEST_TOOLS");
-const shots = env("AGORA_TEST_SCREENSHOTS");
-const label = process.env.AGORA_TEST_LABEL || "run";
-const require = createRequire(join(tools, "node_modules") + "/");
-const { chromium } = require("playwright-core");
-const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-mkdirSync(shots, { recursive: true });
-
-const origin = new URL(base).origin;
-const failures = [];
-const fail = (msg) => {
-  failures.push(msg);
-  console.error("FAIL:", msg);
-};
-const check = (cond, msg) => {
-  if (!cond) fail(msg);
-};
-
-const browser = await chromium.launch({
-  executablePath: process.env.AGORA_TEST_CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-  ],
-});
-
-/** A fresh browser profile (context) in one language, watched for errors and foreign requests. */
-async function newSession(locale) {
-  const context = await browser.newContext({ locale, viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  page.on("console", (m) => {
-    if (m.type() !== "error") return;
-    // Chromium reports a document answered with 4xx (a refused login is a 401) as a failed
-    // resource. That status is intended; failed subresources (CSS, fonts, icons) still count.
-    const documentStatus = m.text().startsWith("Failed to load resource") && m.location().url === page.url();
-    if (!documentStatus) fail(`console error on ${page.url()}: ${m.text()} (${m.location().url})`);
-  });
-  page.on("pageerror", (e) => fail(`page error on ${page.url()}: ${e.message}`));
-  page.on("request", (r) => {
-    const url = r.url();
-    if (url.startsWith("data:")) return;
-    if (new URL(url).origin !== origin) fail(`request to another origin: ${url} (from ${page.url()})`);
-  });
-  return { context, page };
-}
-
-/** axe-core, a screenshot per colour scheme, and the basic shell checks for the current page. */
-async function audit(page, name) {
-  const lang = await page.getAttribute("html", "lang");
-  // Runtime evaluation through the DevTools protocol is not subject to the page's CSP.
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(async () =>
-    // eslint-disable-next-line no-undef
-    axe.run(document, { resultTypes: ["violations"] }),
-  );
-  for (const v of result.violations) {
-    if (v.impact === "serious" || v.impact === "critical") {
-      fail(`axe ${v.impact} on ${name} (${page.url()}): ${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-    }
-  }
-  check((await page.locator("h1").count()) === 1, `${name}: exactly one h1`);
-  check((await page.locator("main#main").count()) === 1, `${name}: a main landmark`);
-  for (const scheme of ["light", "dark"]) {
-    await page.emulateMedia({ colorScheme: scheme });
-    await page.screenshot({ path: join(shots, `${label}-${lang}-${scheme}-${name}.png`), fullPage: true });
-  }
-  await page.emulateMedia({ colorScheme: "light" });
-}
-
-async function goto(page, path, name) {
-  const res = await page.goto(base + path);
-  check(res && res.status() < 400, `${name}: GET ${path} answered ${res && res.status()}`);
-  await audit(page, name);
-}
+import { base, env, label, shots, check, newSession, audit, goto, finish } from "./lib.mjs";
 
 /** Visible text lines of the main content and the chrome, for comparing languages. */
 async function textLines(page) {
@@ -243,12 +155,16 @@ for (const path of ["/", "/settings", "/about"]) {
   await k.page.goto(base + path);
   const overflow = await k.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `${path} fits 320 px (overflow ${overflow}px)`);
-  await k.page.screenshot({ path: join(shots, `${label}-en-light-narrow${path.replaceAll("/", "-") || "-home"}.png`), fullPage: true });
+  await k.page.screenshot({ path: join(shots, `${label}-en-light-narrow${path === "/" ? "-home" : path.replaceAll("/", "-")}.png`), fullPage: true });
 }
 
-await browser.close();
-if (failures.length) {
-  console.error(`${failures.length} browser check(s) failed`);
-  process.exit(1);
+// The admin pages too (tables that scroll sideways must not widen the page).
+await a.page.setViewportSize({ width: 320, height: 800 });
+for (const path of ["/admin", "/admin/settings"]) {
+  await a.page.goto(base + path);
+  const overflow = await a.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `${path} fits 320 px (overflow ${overflow}px)`);
+  await a.page.screenshot({ path: join(shots, `${label}-en-light-narrow${path.replaceAll("/", "-")}.png`), fullPage: true });
 }
-console.log("browser flows passed");
+
+await finish("browser flows passed");
