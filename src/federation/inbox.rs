@@ -222,7 +222,11 @@ async fn process(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
         return answer(StatusCode::UNAUTHORIZED, &e.to_string());
     }
     match apply(state, &activity, &value, &sender, &dedupe_key).await {
-        Ok(Outcome::Done) => StatusCode::ACCEPTED.into_response(),
+        Ok(Outcome::Done) => {
+            // Whatever was applied may have queued deliveries (a group's Announce, an Accept).
+            state.wake_delivery();
+            StatusCode::ACCEPTED.into_response()
+        }
         Ok(Outcome::Refused(status, message)) => answer(status, message),
         Err(e) => internal(&e),
     }

@@ -235,10 +235,9 @@ fn notify_locals(
 /// The group re-distributes a remote activity to its followers (FEP-1b12 `Announce`).
 fn announce(conn: &mut DbConn, urls: &Urls, group: &Group, activity: &Value) -> QueryResult<usize> {
     let group_url = urls.group(&group.slug);
-    let mut inner = activity.clone();
-    if let Some(o) = inner.as_object_mut() {
-        o.remove("@context");
-    }
+    // The sender's own @context stays with the embedded activity: it defines the extension terms
+    // (and signatures) it uses, and a JSON-LD reader would lose them under ours.
+    let inner = activity.clone();
     let announce = json!({
         "@context": "https://www.w3.org/ns/activitystreams",
         "id": format!("{group_url}/activities/announce/{:016x}", rand::random::<u64>()),

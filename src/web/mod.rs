@@ -117,6 +117,23 @@ impl Page {
         i18n::translate(self.lang, key, &[(name, value)])
     }
 
+    /// A sentence with a count: `{key}-one` when there is exactly one (both languages only
+    /// distinguish one from many), else `key`; `{ $count }` becomes the formatted number.
+    pub fn tn<N: Copy + Into<i64>>(&self, key: &str, count: &N) -> String {
+        let count: i64 = (*count).into();
+        let one = format!("{key}-one");
+        let key = if count == 1 && i18n::has(self.lang, &one) {
+            one.as_str()
+        } else {
+            key
+        };
+        i18n::translate(
+            self.lang,
+            key,
+            &[("count", &i18n::format_number(self.lang, count))],
+        )
+    }
+
     pub fn date(&self, dt: &chrono::NaiveDateTime) -> String {
         i18n::format_datetime(self.lang, *dt)
     }

@@ -124,6 +124,11 @@ pub fn catalog(lang: Lang) -> &'static Catalog {
 
 /// The message `key` in `lang` with `{ $name }` placeables filled from `args`. A missing key shows
 /// the key itself (tests keep that from happening).
+/// Whether `key` has a translation.
+pub fn has(lang: Lang, key: &str) -> bool {
+    catalog(lang).get(key).is_some()
+}
+
 pub fn translate(lang: Lang, key: &str, args: &[(&str, &str)]) -> String {
     let Some(text) = catalog(lang).get(key) else {
         return key.to_owned();
@@ -248,7 +253,7 @@ mod tests {
         let mut missing = Vec::new();
         visit(&root, &mut |path, text| {
             // Template calls, and key literals passed around in code.
-            for marker in [".t(\"", ".t1(\"", "\"error-", "\"invalid-"] {
+            for marker in [".t(\"", ".t1(\"", ".tn(\"", "\"error-", "\"invalid-"] {
                 for (i, _) in text.match_indices(marker) {
                     let start = if marker.starts_with('.') {
                         i + marker.len()
