@@ -119,15 +119,22 @@ pub fn validate_slug(raw: &str) -> Result<String> {
 }
 
 pub fn validate_title(raw: &str) -> Result<String> {
+    title_within(raw, MAX_TITLE)
+}
+
+/// A one-line title: whitespace collapsed, not empty, at most `max` characters, no control or
+/// bidirectional characters (they make text display differently from what it is). Threads use
+/// it too, with their own limit.
+pub fn title_within(raw: &str, max: usize) -> Result<String> {
     let title = raw.split_whitespace().collect::<Vec<_>>().join(" ");
     if title.is_empty() {
         return Err(Error::invalid("title", "invalid-title-empty"));
     }
-    if title.chars().count() > MAX_TITLE {
+    if title.chars().count() > max {
         return Err(Error::Invalid {
             field: "title",
             key: "invalid-title-long",
-            args: vec![("max", MAX_TITLE.to_string())],
+            args: vec![("max", max.to_string())],
         });
     }
     if title

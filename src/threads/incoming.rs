@@ -18,7 +18,7 @@ use url::Url;
 
 use super::federation as fed;
 use super::model::{Post, Thread};
-use crate::db::schema::{likes, post_revisions, posts, threads};
+use crate::db::schema::{posts, threads};
 use crate::db::{self, DbConn, write_tx};
 use crate::federation::protocol::{self, Document, RemoteObject};
 use crate::federation::{Urls, remote};
@@ -74,6 +74,21 @@ fn local_post(conn: &mut DbConn, urls: &Urls, url: &str) -> QueryResult<Option<(
         None => Post::opening(conn, thread.id)?,
     };
     Ok(post.map(|p| (group, thread, p)))
+}
+
+/// Records the activity as received and does nothing else (it is not for us, or not usable).
+async fn just_record(
+    state: &AppState,
+    record: impl FnOnce(&mut DbConn) -> QueryResult<bool> + Send + 'static,
+) -> Result<Outcome, db::Error> {
+    state
+        .db()
+        .run(move |c| {
+            write_tx(c, record)
+                .map(|_| Outcome::Done)
+                .map_err(db::Error::from)
+        })
+        .await
 }
 
 /// The object of a Create/Update: embedded, or fetched when only referenced.
@@ -259,14 +274,7 @@ pub async fn create(
     record: impl FnOnce(&mut DbConn) -> QueryResult<bool> + Send + 'static,
 ) -> Result<Outcome, db::Error> {
     let Some(object) = object_of(state, activity).await else {
-        return state
-            .db()
-            .run(move |c| {
-                write_tx(c, record)
-                    .map(|_| Outcome::Done)
-                    .map_err(db::Error::from)
-            })
-            .await;
+        return just_record(state, record).await;
     };
     // The author is the signer: nobody creates posts in someone else's name.
     if !object.attributed_to.iter().any(|a| a.as_str() == sender.ap_id)
@@ -326,14 +334,7 @@ pub async fn create(
     let raw = activity.clone();
     if let Some((group, thread, parent)) = anchor {
         if !group.is_public() {
-            return state
-                .db()
-                .run(move |c| {
-                    write_tx(c, record)
-                        .map(|_| Outcome::Done)
-                        .map_err(db::Error::from)
-                })
-                .await;
+            return just_record(state, record).await;
         }
         if !object.is_public() {
             return Ok(Outcome::Refused(
@@ -408,14 +409,7 @@ pub async fn create(
     }
     if object.in_reply_to.is_some() {
         // A reply to something that is not ours.
-        return state
-            .db()
-            .run(move |c| {
-                write_tx(c, record)
-                    .map(|_| Outcome::Done)
-                    .map_err(db::Error::from)
-            })
-            .await;
+        return just_record(state, record).await;
     }
     state
         .db()
@@ -479,14 +473,7 @@ pub async fn update(
     record: impl FnOnce(&mut DbConn) -> QueryResult<bool> + Send + 'static,
 ) -> Result<Outcome, db::Error> {
     let Some(object) = object_of(state, activity).await else {
-        return state
-            .db()
-            .run(move |c| {
-                write_tx(c, record)
-                    .map(|_| Outcome::Done)
-                    .map_err(db::Error::from)
-            })
-            .await;
+        return just_record(state, record).await;
     };
     let urls = Urls::new(state.config());
     let sender_row = sender.id;
@@ -509,15 +496,7 @@ pub async fn update(
                 if !record(c)? || post.is_gone() {
                     return Ok(Outcome::Done);
                 }
-                diesel::insert_into(post_revisions::table)
-                    .values((
-                        post_revisions::post_id.eq(post.id),
-                        post_revisions::title.eq(post.parent_id.is_none().then(|| thread.title.clone())),
-                        post_revisions::source.eq(&post.source),
-                        post_revisions::content_html.eq(&post.content_html),
-                        post_revisions::created_at.eq(post.updated_at.unwrap_or(post.published_at)),
-                    ))
-                    .execute(c)?;
+                super::model::save_revision(c, &thread, &post)?;
                 diesel::update(posts::table.find(post.id))
                     .set((
                         posts::content_html.eq(object.content.clone().unwrap_or_default()),
@@ -574,19 +553,7 @@ pub async fn delete(
                 if !record(c)? || post.is_gone() {
                     return Ok(Outcome::Done);
                 }
-                let now = db::now();
-                diesel::update(posts::table.find(post.id))
-                    .set(posts::deleted_at.eq(now))
-                    .execute(c)?;
-                if post.parent_id.is_none() {
-                    diesel::update(threads::table.find(thread.id))
-                        .set(threads::deleted_at.eq(now))
-                        .execute(c)?;
-                } else {
-                    diesel::update(threads::table.find(thread.id))
-                        .set(threads::reply_count.eq(threads::reply_count - 1))
-                        .execute(c)?;
-                }
+                super::model::soft_delete(c, &thread, &post)?;
                 if group.is_public() {
                     announce(c, &urls, &group, &raw)?;
                 }
@@ -621,37 +588,7 @@ pub async fn like(
                 if !group.is_public() || post.is_gone() {
                     return Ok(Outcome::Done);
                 }
-                let changed = if on {
-                    let row = (
-                        likes::post_id.eq(post.id),
-                        likes::actor.eq(&actor),
-                        likes::ap_id.eq(&like_id),
-                        likes::created_at.eq(db::now()),
-                    );
-                    match c {
-                        DbConn::Pg(pg) => diesel::insert_into(likes::table)
-                            .values(row)
-                            .on_conflict_do_nothing()
-                            .execute(pg)?,
-                        DbConn::Sqlite(s) => diesel::insert_into(likes::table)
-                            .values(row)
-                            .on_conflict_do_nothing()
-                            .execute(s)?,
-                    }
-                } else {
-                    diesel::delete(
-                        likes::table
-                            .filter(likes::post_id.eq(post.id))
-                            .filter(likes::actor.eq(&actor)),
-                    )
-                    .execute(c)?
-                };
-                if changed > 0 {
-                    let delta = if on { 1 } else { -1 };
-                    diesel::update(posts::table.find(post.id))
-                        .set(posts::like_count.eq(posts::like_count + delta))
-                        .execute(c)?;
-                }
+                super::model::set_like(c, &post, &actor, like_id.as_deref(), on)?;
                 Ok(Outcome::Done)
             })
             .map_err(db::Error::from)
@@ -752,16 +689,7 @@ pub async fn announced(
         .db()
         .run(move |c| followed(c, &a).map_err(db::Error::from))
         .await?;
-    let ignore = |record: Box<Recorder>| async move {
-        state
-            .db()
-            .run(move |c| {
-                write_tx(c, |c| record(c))
-                    .map(|_| Outcome::Done)
-                    .map_err(db::Error::from)
-            })
-            .await
-    };
+    let ignore = |record: Box<Recorder>| just_record(state, record);
     if !follows {
         return ignore(Box::new(record)).await;
     }
@@ -906,19 +834,7 @@ pub async fn announced(
                             && thread.group_id == mirror.id
                             && !post.is_gone()
                         {
-                            let now = db::now();
-                            diesel::update(posts::table.find(post.id))
-                                .set(posts::deleted_at.eq(now))
-                                .execute(c)?;
-                            if post.parent_id.is_none() {
-                                diesel::update(threads::table.find(thread.id))
-                                    .set(threads::deleted_at.eq(now))
-                                    .execute(c)?;
-                            } else {
-                                diesel::update(threads::table.find(thread.id))
-                                    .set(threads::reply_count.eq(threads::reply_count - 1))
-                                    .execute(c)?;
-                            }
+                            super::model::soft_delete(c, &thread, &post)?;
                         }
                     }
                 }

@@ -4,7 +4,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
-use crate::db::schema::{moderation_log, post_tags, posts, remote_actors, threads, users};
+use crate::db::schema::{
+    likes, moderation_log, post_revisions, post_tags, posts, remote_actors, threads, users,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = threads)]
@@ -311,4 +313,77 @@ pub fn tagged(conn: &mut DbConn, tag: &str, limit: i64) -> QueryResult<Vec<(Post
         .limit(limit)
         .select((Post::as_select(), Thread::as_select(), groups::slug))
         .load(conn)
+}
+
+/// Sets or clears `actor`'s like of a post; returns the new like count.
+pub fn set_like(
+    conn: &mut DbConn,
+    post: &Post,
+    actor: &str,
+    like_id: Option<&str>,
+    on: bool,
+) -> QueryResult<i32> {
+    let changed = if on {
+        let row = (
+            likes::post_id.eq(post.id),
+            likes::actor.eq(actor),
+            likes::ap_id.eq(like_id),
+            likes::created_at.eq(crate::db::now()),
+        );
+        match conn {
+            DbConn::Pg(c) => diesel::insert_into(likes::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+            DbConn::Sqlite(c) => diesel::insert_into(likes::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+        }
+    } else {
+        diesel::delete(
+            likes::table
+                .filter(likes::post_id.eq(post.id))
+                .filter(likes::actor.eq(actor)),
+        )
+        .execute(conn)?
+    };
+    let delta = i32::try_from(changed).unwrap_or(0);
+    diesel::update(posts::table.find(post.id))
+        .set(posts::like_count.eq(posts::like_count + if on { delta } else { -delta }))
+        .returning(posts::like_count)
+        .get_result(conn)
+}
+
+/// Keeps the current version of a post (and the thread's title, for an opening post) before an
+/// edit replaces it.
+pub fn save_revision(conn: &mut DbConn, thread: &Thread, post: &Post) -> QueryResult<()> {
+    diesel::insert_into(post_revisions::table)
+        .values((
+            post_revisions::post_id.eq(post.id),
+            post_revisions::title.eq(post.parent_id.is_none().then(|| thread.title.clone())),
+            post_revisions::source.eq(&post.source),
+            post_revisions::content_html.eq(&post.content_html),
+            post_revisions::created_at.eq(post.updated_at.unwrap_or(post.published_at)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Marks a post deleted; an opening post takes its thread with it, a reply leaves the count.
+pub fn soft_delete(conn: &mut DbConn, thread: &Thread, post: &Post) -> QueryResult<()> {
+    let now = crate::db::now();
+    diesel::update(posts::table.find(post.id))
+        .set(posts::deleted_at.eq(now))
+        .execute(conn)?;
+    if post.parent_id.is_none() {
+        diesel::update(threads::table.find(thread.id))
+            .set(threads::deleted_at.eq(now))
+            .execute(conn)?;
+    } else {
+        diesel::update(threads::table.find(thread.id))
+            .set(threads::reply_count.eq(threads::reply_count - 1))
+            .execute(conn)?;
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use super::federation::{self as fed, NoteParts};
 use super::model::{self, Post, Thread};
 use crate::accounts::model::User;
-use crate::db::schema::{likes, post_revisions, posts, threads};
+use crate::db::schema::{posts, threads};
 use crate::db::{DbConn, write_tx};
 use crate::federation::Urls;
 use crate::groups::rules::{Access, Permission};
@@ -21,24 +21,7 @@ pub const MAX_REASON: usize = 500;
 pub const MAX_DEPTH: i32 = 8;
 
 pub fn validate_title(raw: &str) -> Result<String> {
-    let title = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    if title.is_empty() {
-        return Err(Error::invalid("title", "invalid-title-empty"));
-    }
-    if title.chars().count() > MAX_TITLE {
-        return Err(Error::Invalid {
-            field: "title",
-            key: "invalid-title-long",
-            args: vec![("max", MAX_TITLE.to_string())],
-        });
-    }
-    if title
-        .chars()
-        .any(|c| c.is_control() || crate::text::is_bidi_control(c))
-    {
-        return Err(Error::invalid("title", "invalid-title-control"));
-    }
-    Ok(title)
+    crate::groups::rules::title_within(raw, MAX_TITLE)
 }
 
 pub fn validate_body(raw: &str) -> Result<String> {
@@ -437,15 +420,7 @@ pub fn edit(
     };
     let body = render(urls, validate_body(body)?, mentions);
     write_tx(conn, |conn| {
-        diesel::insert_into(post_revisions::table)
-            .values((
-                post_revisions::post_id.eq(post.id),
-                post_revisions::title.eq(post.parent_id.is_none().then(|| thread.title.clone())),
-                post_revisions::source.eq(&post.source),
-                post_revisions::content_html.eq(&post.content_html),
-                post_revisions::created_at.eq(post.updated_at.unwrap_or(post.published_at)),
-            ))
-            .execute(conn)?;
+        model::save_revision(conn, thread, post)?;
         let now = crate::db::now();
         let updated: Post = diesel::update(posts::table.find(post.id))
             .set((
@@ -498,19 +473,7 @@ pub fn delete(
         return Err(Error::Forbidden("error-delete-forbidden"));
     }
     write_tx(conn, |conn| {
-        let now = crate::db::now();
-        diesel::update(posts::table.find(post.id))
-            .set(posts::deleted_at.eq(now))
-            .execute(conn)?;
-        if post.parent_id.is_none() {
-            diesel::update(threads::table.find(thread.id))
-                .set(threads::deleted_at.eq(now))
-                .execute(conn)?;
-        } else {
-            diesel::update(threads::table.find(thread.id))
-                .set(threads::reply_count.eq(threads::reply_count - 1))
-                .execute(conn)?;
-        }
+        model::soft_delete(conn, thread, post)?;
         let note = note_of(conn, urls, group, thread, post)?;
         fed::distribute(
             conn,
@@ -534,38 +497,7 @@ pub fn like(conn: &mut DbConn, urls: &Urls, post: &Post, user: &User, on: bool) 
         return Err(Error::Gone);
     }
     let actor = urls.user(&user.username);
-    write_tx(conn, |conn| {
-        let changed = if on {
-            let row = (
-                likes::post_id.eq(post.id),
-                likes::actor.eq(&actor),
-                likes::created_at.eq(crate::db::now()),
-            );
-            match conn {
-                DbConn::Pg(c) => diesel::insert_into(likes::table)
-                    .values(row)
-                    .on_conflict_do_nothing()
-                    .execute(c)?,
-                DbConn::Sqlite(c) => diesel::insert_into(likes::table)
-                    .values(row)
-                    .on_conflict_do_nothing()
-                    .execute(c)?,
-            }
-        } else {
-            diesel::delete(
-                likes::table
-                    .filter(likes::post_id.eq(post.id))
-                    .filter(likes::actor.eq(&actor)),
-            )
-            .execute(conn)?
-        };
-        let delta = i32::try_from(changed).unwrap_or(0);
-        let count: i32 = diesel::update(posts::table.find(post.id))
-            .set(posts::like_count.eq(posts::like_count + if on { delta } else { -delta }))
-            .returning(posts::like_count)
-            .get_result(conn)?;
-        Ok(count)
-    })
+    write_tx(conn, |conn| Ok(model::set_like(conn, post, &actor, None, on)?))
 }
 
 /// What a moderator does.

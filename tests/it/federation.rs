@@ -200,24 +200,8 @@ async fn actors_have_two_faces(b: Backend) {
         }
     }
     // The key is stable.
-    let a: Value = c
-        .get(srv.at("/u/dora"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let b2: Value = c
-        .get(srv.at("/u/dora"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let a: Value = crate::support::ap_get(srv.at("/u/dora")).await;
+    let b2: Value = crate::support::ap_get(srv.at("/u/dora")).await;
     assert_eq!(a["publicKey"], b2["publicKey"]);
 
     let html = c
@@ -243,26 +227,10 @@ async fn actors_have_two_faces(b: Backend) {
     let actor: Value = actor.json().await.unwrap();
     assert_eq!(actor["type"], "Application");
     assert_eq!(actor["publicKey"]["id"], format!("{}#main-key", srv.at("/actor")));
-    let again: Value = c
-        .get(srv.at("/actor"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = crate::support::ap_get(srv.at("/actor")).await;
     assert_eq!(actor["publicKey"], again["publicKey"], "one instance key");
 
-    let outbox: Value = c
-        .get(srv.at("/u/dora/outbox"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outbox: Value = crate::support::ap_get(srv.at("/u/dora/outbox")).await;
     assert_eq!(outbox["type"], "OrderedCollection");
     assert_eq!(
         c.get(srv.at("/u/nobody"))
@@ -324,15 +292,7 @@ async fn two_instances_follow_and_unfollow(b: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(state, "accepted", "A accepted and B processed the Accept");
-    let followers: Value = c
-        .get(a.at("/u/alice/followers"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let followers: Value = crate::support::ap_get(a.at("/u/alice/followers")).await;
     assert_eq!(followers["totalItems"], 1);
 
     let again = c
@@ -366,15 +326,7 @@ async fn two_instances_follow_and_unfollow(b: Backend) {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let mut total = Value::Null;
     for _ in 0..100 {
-        let f: Value = c
-            .get(a.at("/u/alice/followers"))
-            .header("accept", AP)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let f: Value = crate::support::ap_get(a.at("/u/alice/followers")).await;
         total = f["totalItems"].clone();
         if total == 0 {
             break;
@@ -485,14 +437,6 @@ async fn remote_follow_through_the_subscribe_template(b: Backend) {
         page.contains("kern-alert--success"),
         "the page says bob follows alice"
     );
-    let following: Value = reqwest::Client::new()
-        .get(bsrv.at("/u/bob/following?page=1"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let following: Value = crate::support::ap_get(bsrv.at("/u/bob/following?page=1")).await;
     assert_eq!(following["orderedItems"], serde_json::json!([alice]));
 }

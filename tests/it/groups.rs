@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::web::{browser, csrf_of, get_text, login};
-use crate::support::{Backend, TestDb, TestServer};
+use crate::support::{Backend, TestDb, TestServer, api};
 
 crate::backend_tests!(
     groups_through_the_api,
@@ -102,23 +102,6 @@ fn group_commands() {
             text(&out.stderr)
         );
     }
-}
-
-async fn api(
-    c: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = c.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 async fn groups_through_the_api(b: Backend) {
@@ -657,30 +640,14 @@ async fn a_remote_user_follows_a_group(b: Backend) {
     )
     .await;
 
-    let doc: Value = c
-        .get(a.at("/g/stadt"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = crate::support::ap_get(a.at("/g/stadt")).await;
     assert_eq!(doc["type"], "Group");
     assert_eq!(doc["id"], a.at("/g/stadt"));
     assert_eq!(doc["inbox"], a.at("/inbox"));
     assert_eq!(doc["attributedTo"], a.at("/g/stadt/moderators"));
     assert_eq!(doc["featured"], a.at("/g/stadt/featured"));
     assert_eq!(doc["publicKey"]["id"], a.at("/g/stadt#main-key"));
-    let mods: Value = c
-        .get(a.at("/g/stadt/moderators"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mods: Value = crate::support::ap_get(a.at("/g/stadt/moderators")).await;
     assert_eq!(mods["orderedItems"], json!([a.at("/u/admin_anna")]));
 
     let a_host = a.url.trim_start_matches("http://").to_owned();

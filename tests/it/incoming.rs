@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use reqwest::{Method as M, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestServer};
+use crate::support::{Backend, TestServer, api};
 
 crate::backend_tests!(remote_replies_threads_and_likes);
 
@@ -91,22 +91,6 @@ async fn send(srv: &TestServer, peer: &Peer, n: usize, activity: &Value) -> (Sta
         .send()
         .await
         .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-async fn api(
-    c: &reqwest::Client,
-    method: M,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = c.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
     let status = res.status();
     (status, res.json().await.unwrap_or(Value::Null))
 }

@@ -13,7 +13,7 @@ use reqwest::{Method as M, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::web::{browser, csrf_of, get_text, login};
-use crate::support::{Backend, TestServer};
+use crate::support::{Backend, TestServer, api};
 
 crate::backend_tests!(
     threads_and_replies_through_the_api,
@@ -26,23 +26,6 @@ crate::backend_tests!(
 
 const PW: &str = "correct horse battery";
 const AP: &str = "application/activity+json";
-
-async fn api(
-    c: &reqwest::Client,
-    method: M,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = c.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// A server with an admin (lead of the public group `verkehr`) and members `mia` and `noah`.
 async fn setup(b: Backend) -> Option<(TestServer, String, String, String)> {
@@ -177,15 +160,7 @@ async fn threads_and_replies_through_the_api(b: Backend) {
         .await
         .unwrap();
     assert_eq!(revisions, 2, "both earlier versions are kept");
-    let note: Value = c
-        .get(srv.at(&format!("/g/verkehr/t/{id}/p/{r1id}")))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let note: Value = crate::support::ap_get(srv.at(&format!("/g/verkehr/t/{id}/p/{r1id}"))).await;
     assert_eq!(note["type"], "Note");
     assert_eq!(note["inReplyTo"], srv.at(&format!("/g/verkehr/t/{id}")));
     assert!(note["updated"].is_string());
@@ -202,15 +177,7 @@ async fn threads_and_replies_through_the_api(b: Backend) {
     );
 
     // The opening post as ActivityPub: a Note with name, audience and context.
-    let opening: Value = c
-        .get(srv.at(&format!("/g/verkehr/t/{id}")))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let opening: Value = crate::support::ap_get(srv.at(&format!("/g/verkehr/t/{id}"))).await;
     assert_eq!(opening["type"], "Note");
     assert_eq!(opening["name"], "Radweg Hauptstraße Nord");
     assert_eq!(opening["audience"], srv.at("/g/verkehr"));
@@ -226,15 +193,7 @@ async fn threads_and_replies_through_the_api(b: Backend) {
             .contains(&json!(srv.at("/g/verkehr/followers")))
     );
     assert_eq!(opening["source"]["mediaType"], "text/markdown");
-    let context: Value = c
-        .get(srv.at(&format!("/g/verkehr/t/{id}/context?page=1")))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let context: Value = crate::support::ap_get(srv.at(&format!("/g/verkehr/t/{id}/context?page=1"))).await;
     assert_eq!(
         context["orderedItems"][0], opening["id"],
         "the opening post comes first"
@@ -398,28 +357,12 @@ async fn moderation_and_locks(b: Backend) {
     assert_eq!(list["pinned"][0]["id"], id);
     assert_eq!(list["pinned"][0]["locked"], true);
     assert_eq!(list["items"], json!([]), "pinned threads are not listed twice");
-    let featured: Value = c
-        .get(srv.at("/g/verkehr/featured"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let featured: Value = crate::support::ap_get(srv.at("/g/verkehr/featured")).await;
     assert_eq!(
         featured["orderedItems"][0]["name"], "Ampel",
         "pinned threads are featured"
     );
-    let outbox: Value = c
-        .get(srv.at("/g/verkehr/outbox"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outbox: Value = crate::support::ap_get(srv.at("/g/verkehr/outbox")).await;
     // Pinned threads are left out of the keyset list, so the outbox lists unpinned ones only.
     assert_eq!(outbox["type"], "OrderedCollection");
     assert!(outbox["orderedItems"].as_array().unwrap().is_empty(), "{outbox}");
@@ -467,15 +410,7 @@ async fn thread_list_pages_by_keyset(b: Backend) {
         .await;
         assert_eq!(status, StatusCode::CREATED);
     }
-    let outbox: Value = c
-        .get(srv.at("/g/verkehr/outbox"))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outbox: Value = crate::support::ap_get(srv.at("/g/verkehr/outbox")).await;
     let items = outbox["orderedItems"].as_array().unwrap();
     assert_eq!(items.len(), 20, "the outbox carries the recent threads inline");
     assert_eq!(items[0]["type"], "Announce");
@@ -573,15 +508,7 @@ async fn hostile_input_is_neutralised(b: Backend) {
     login(&srv, &web, "admin_anna", PW).await;
     // The Note's `content` is HTML for other servers; `source` is the author's Markdown as
     // written (text, which receivers must treat as such), so only `content` is checked.
-    let note: Value = c
-        .get(srv.at(&format!("/g/verkehr/t/{id}")))
-        .header("accept", AP)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let note: Value = crate::support::ap_get(srv.at(&format!("/g/verkehr/t/{id}"))).await;
     let note = note["content"].as_str().unwrap().to_owned();
     let (_, api_view) = api(&c, M::GET, srv.at(&format!("/api/v1/threads/{id}")), &admin, None).await;
     let rendered: Vec<String> = api_view["posts"]
