@@ -17,7 +17,10 @@ use serde_json::{Value, json};
 
 use crate::support::{Backend, TestServer, api};
 
-crate::backend_tests!(remote_replies_threads_and_likes);
+crate::backend_tests!(
+    remote_replies_threads_and_likes,
+    fixture_documents_become_threads_replies_and_likes
+);
 
 const PW: &str = "correct horse battery";
 const PUBLIC: &str = "https://www.w3.org/ns/activitystreams#Public";
@@ -323,5 +326,252 @@ async fn remote_replies_threads_and_likes(b: Backend) {
             "content": "<p>woanders</p>", "inReplyTo": format!("{base}/notes/unknown"), "to": [PUBLIC] }
     });
     assert_eq!(send(&srv, &peer, 0, &unrelated).await.0, StatusCode::ACCEPTED);
+    srv.stop().await;
+}
+
+/// The shared fixture corpus (`../shared/fixtures/activitypub`), as for the unit tests.
+fn fixtures_dir() -> std::path::PathBuf {
+    let candidates = [
+        std::env::var_os("AGORA_TEST_SHARED").map(std::path::PathBuf::from),
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")),
+        Some(std::path::PathBuf::from("/work/shared")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|p| p.join("fixtures/activitypub"))
+        .find(|p| p.is_dir())
+        .expect("the shared fixtures are missing; set AGORA_TEST_SHARED")
+}
+
+fn fixture_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            fixture_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "json") {
+            out.push(p);
+        }
+    }
+}
+
+/// Every Note, Page and Article in the corpus (bare or in a Create), sent as our peer would
+/// send it: same content, tags, addressing and extensions, with the ids, author and target
+/// rewritten to the peer and one of our threads or groups. Public ones must become replies or
+/// threads with sanitised content; non-public ones are refused. Likes of our thread are counted;
+/// Announces from a server we do not follow and Deletes of unknown objects change nothing.
+async fn fixture_documents_become_threads_replies_and_likes(b: Backend) {
+    let Some(srv) = TestServer::start(b).await else {
+        return;
+    };
+    srv.create_user("admin_anna", PW, Role::Admin).await;
+    let admin = srv.token("admin_anna", PW).await;
+    let c = reqwest::Client::new();
+    api(
+        &c,
+        M::POST,
+        srv.at("/api/v1/groups"),
+        &admin,
+        Some(json!({"slug": "verkehr", "title": "Verkehr"})),
+    )
+    .await;
+    let (_, t) = api(
+        &c,
+        M::POST,
+        srv.at("/api/v1/groups/verkehr/threads"),
+        &admin,
+        Some(json!({"title": "Sammelthema", "body": "Antworten aus dem Fediverse"})),
+    )
+    .await;
+    let tid = t["id"].as_i64().unwrap();
+    let thread_url = srv.at(&format!("/g/verkehr/t/{tid}"));
+    let group_url = srv.at("/g/verkehr");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let peer = Peer {
+        base: base.clone(),
+        keys: Arc::new(vec![keys::generate().unwrap()]),
+        received: Arc::default(),
+    };
+    let app = Router::new()
+        .route("/users/{name}", get(peer_actor))
+        .route("/inbox", post(peer_inbox))
+        .with_state(peer.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let me = peer.actor(0);
+
+    let mut files = Vec::new();
+    fixture_files(&fixtures_dir(), &mut files);
+    files.sort();
+    let mut table = Vec::new();
+    let (mut replies, mut threads_made, mut refused, mut likes) = (0, 0, 0, 0);
+    for (n, file) in files.iter().enumerate() {
+        let Ok(doc) = serde_json::from_str::<Value>(&std::fs::read_to_string(file).unwrap()) else {
+            continue;
+        };
+        let name = file.strip_prefix(fixtures_dir()).unwrap().display().to_string();
+        let kind = doc["type"].as_str().unwrap_or_default().to_owned();
+        let inner_kind = doc["object"]["type"].as_str().unwrap_or_default().to_owned();
+        let content_kind = if matches!(kind.as_str(), "Note" | "Page" | "Article") {
+            Some(kind.clone())
+        } else if kind == "Create" && matches!(inner_kind.as_str(), "Note" | "Page" | "Article") {
+            Some(inner_kind.clone())
+        } else {
+            None
+        };
+        if let Some(object_kind) = content_kind {
+            let mut object = if kind == "Create" {
+                doc["object"].clone()
+            } else {
+                doc.clone()
+            };
+            let public = ["to", "cc"].iter().any(|k| {
+                let v = &object[*k];
+                let list: Vec<&Value> = v
+                    .as_array()
+                    .map(|a| a.iter().collect())
+                    .unwrap_or_else(|| vec![v]);
+                list.iter().any(|x| {
+                    x.as_str()
+                        .is_some_and(|s| s == PUBLIC || s == "as:Public" || s == "Public")
+                })
+            });
+            let as_reply = n % 2 == 0;
+            object["id"] = json!(format!("{base}/fixtures/{n}"));
+            object["attributedTo"] = json!(me);
+            object.as_object_mut().unwrap().remove("@context");
+            if as_reply {
+                object["inReplyTo"] = json!(thread_url);
+            } else {
+                object.as_object_mut().unwrap().remove("inReplyTo");
+                let mut cc: Vec<Value> = object["cc"].as_array().cloned().unwrap_or_default();
+                cc.push(json!(group_url));
+                object["cc"] = json!(cc);
+            }
+            let activity = json!({
+                "@context": doc.get("@context").cloned().unwrap_or(json!("https://www.w3.org/ns/activitystreams")),
+                "id": format!("{base}/fixtures/{n}/activity"),
+                "type": "Create",
+                "actor": me,
+                "to": object["to"].clone(),
+                "cc": object["cc"].clone(),
+                "object": object,
+            });
+            let before = api(
+                &c,
+                M::GET,
+                srv.at(&format!("/api/v1/threads/{tid}")),
+                &admin,
+                None,
+            )
+            .await
+            .1["reply_count"]
+                .as_i64()
+                .unwrap_or(0);
+            let (status, body) = send(&srv, &peer, 0, &activity).await;
+            let outcome = if !public {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{name}: a non-public post is refused: {body}"
+                );
+                refused += 1;
+                "refused (not public)".to_owned()
+            } else if as_reply {
+                assert_eq!(status, StatusCode::ACCEPTED, "{name}: {body}");
+                let (_, full) = api(
+                    &c,
+                    M::GET,
+                    srv.at(&format!("/api/v1/threads/{tid}")),
+                    &admin,
+                    None,
+                )
+                .await;
+                assert_eq!(
+                    full["reply_count"].as_i64().unwrap(),
+                    before + 1,
+                    "{name} became a reply"
+                );
+                let html = full["posts"].as_array().unwrap().last().unwrap()["content_html"]
+                    .as_str()
+                    .unwrap()
+                    .to_lowercase();
+                assert!(
+                    !html.contains("<script")
+                        && !html.contains("javascript:")
+                        && !html.contains("onerror=")
+                        && !html.contains("onclick=")
+                        && !html.contains("style="),
+                    "{name}: {html}"
+                );
+                replies += 1;
+                format!("reply ({object_kind})")
+            } else {
+                assert_eq!(status, StatusCode::ACCEPTED, "{name}: {body}");
+                let id = format!("{base}/fixtures/{n}");
+                let found = srv
+                    .state
+                    .db()
+                    .run(move |c| {
+                        use agora::db::schema::posts;
+                        use diesel::prelude::*;
+                        posts::table
+                            .filter(posts::ap_id.eq(id))
+                            .filter(posts::parent_id.is_null())
+                            .count()
+                            .get_result::<i64>(c)
+                            .map_err(agora::db::Error::from)
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(found, 1, "{name} became a thread");
+                threads_made += 1;
+                format!("thread ({object_kind})")
+            };
+            table.push((name, outcome));
+            continue;
+        }
+        let outcome = match kind.as_str() {
+            "Like" => {
+                let like = json!({ "id": format!("{base}/fixtures/{n}"), "type": "Like", "actor": me, "object": thread_url });
+                assert_eq!(
+                    send(&srv, &peer, 0, &like).await.0,
+                    StatusCode::ACCEPTED,
+                    "{name}"
+                );
+                likes += 1;
+                "like".to_owned()
+            }
+            "Announce" | "Delete" => {
+                let mut activity = doc.clone();
+                activity["id"] = json!(format!("{base}/fixtures/{n}"));
+                activity["actor"] = json!(me);
+                let (status, body) = send(&srv, &peer, 0, &activity).await;
+                assert_eq!(status, StatusCode::ACCEPTED, "{name}: {body}");
+                "accepted, nothing to do".to_owned()
+            }
+            _ => continue,
+        };
+        table.push((name, outcome));
+    }
+    println!("fixture → outcome");
+    for (name, outcome) in &table {
+        println!("{name:60} {outcome}");
+    }
+    println!("{replies} replies, {threads_made} threads, {refused} refused, {likes} likes");
+    assert!(
+        replies + threads_made >= 40,
+        "most content fixtures were used: {table:?}"
+    );
+    let (_, full) = api(
+        &c,
+        M::GET,
+        srv.at(&format!("/api/v1/threads/{tid}")),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(full["posts"][0]["like_count"], 1, "one actor's likes count once");
     srv.stop().await;
 }
