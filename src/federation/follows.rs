@@ -295,8 +295,8 @@ pub mod outgoing {
     }
 }
 
-/// Accepts or rejects a waiting follow request of `local_name` and queues the answer, in the
-/// caller's transaction. Returns the request as it was, or None when there is no such request.
+/// Accepts or rejects a waiting follow request of `local_name` (a user or a group) and queues
+/// the answer, in the caller's transaction. Returns the request as it was, or None when there is no such request.
 pub fn decide(
     conn: &mut DbConn,
     urls: &super::Urls,
@@ -312,7 +312,18 @@ pub fn decide(
     } else {
         remove(conn, local_name, &request.actor_ap_id)?;
     }
-    let activity = answer(urls, &urls.user(local_name), &request, accept);
+    // Users and groups share the name space; the answer comes from whichever this is.
+    let kind: Option<String> = crate::db::schema::local_names::table
+        .find(local_name)
+        .select(crate::db::schema::local_names::kind)
+        .first(conn)
+        .optional()?;
+    let actor = if kind.as_deref() == Some("group") {
+        urls.group(local_name)
+    } else {
+        urls.user(local_name)
+    };
+    let activity = answer(urls, &actor, &request, accept);
     super::delivery::send(conn, local_name, &activity, [request.delivery_inbox()])?;
     Ok(Some(request))
 }

@@ -36,6 +36,10 @@ pub fn routes() -> Router<AppState> {
             "/g/{slug}/requests/{id}/{decision}",
             post(request_decision_submit),
         )
+        .route(
+            "/g/{slug}/followers/{id}/{decision}",
+            post(follower_decision_submit),
+        )
         .route("/g/{slug}/settings", get(settings_page).post(settings_submit))
         .route("/g/{slug}/join", post(join_submit))
         .route("/g/{slug}/leave", post(leave_submit))
@@ -57,6 +61,11 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/v1/groups/{slug}/join_requests/{id}/{decision}",
             post(api_decide_request),
+        )
+        .route("/api/v1/groups/{slug}/follow_requests", get(api_follow_requests))
+        .route(
+            "/api/v1/groups/{slug}/follow_requests/{id}/{decision}",
+            post(api_decide_follow_request),
         )
 }
 
@@ -490,6 +499,8 @@ struct MembersTemplate {
     access: Access,
     members: Vec<Member>,
     requests: Vec<(model::JoinRequest, String)>,
+    /// Fediverse accounts waiting to follow the group (manual approval).
+    follow_requests: Vec<follows::Follower>,
     roles: Vec<String>,
     form: FormState,
 }
@@ -503,13 +514,18 @@ async fn members_view(
 ) -> AppResult<Response> {
     let g = group.clone();
     let manage = access.can(Permission::ManageMembers);
-    let (members, requests, roles) = state
+    let (members, requests, follow_requests, roles) = state
         .db()
         .run(move |c| -> Result<_, db::Error> {
             Ok((
                 model::members(c, g.id)?,
                 if manage {
                     model::pending_requests(c, g.id)?
+                } else {
+                    Vec::new()
+                },
+                if manage && g.federates() {
+                    follows::pending(c, &g.slug)?
                 } else {
                     Vec::new()
                 },
@@ -523,6 +539,7 @@ async fn members_view(
         access,
         members,
         requests,
+        follow_requests,
         roles,
         form,
     }))
@@ -1153,4 +1170,72 @@ async fn api_notifications(State(state): State<AppState>, Auth(auth): Auth) -> A
             }))
             .collect::<Vec<_>>()
     )))
+}
+
+/// Accepts or rejects a fediverse account's request to follow the group (manage_members).
+async fn decide_follower(
+    state: &AppState,
+    user: &User,
+    slug: &str,
+    id: i64,
+    decision: &str,
+) -> AppResult<Group> {
+    let accept = match decision {
+        "accept" => true,
+        "reject" => false,
+        _ => return Err(AppError::not_found()),
+    };
+    let (group, access) = load(state, slug, Some(user)).await?;
+    require(&access, Permission::ManageMembers)?;
+    let urls = Urls::new(state.config());
+    let g = group.clone();
+    let decided = state
+        .db()
+        .run(move |c| {
+            db::write_tx(c, |c| follows::decide(c, &urls, &g.slug, id, accept)).map_err(db::Error::from)
+        })
+        .await?;
+    if decided.is_none() {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_request",
+            "error-no-follow-request",
+        ));
+    }
+    state.wake_delivery();
+    Ok(group)
+}
+
+async fn follower_decision_submit(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((slug, id, decision)): Path<(String, i64, String)>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> AppResult<Response> {
+    let group = decide_follower(&state, &auth.user, &slug, id, &decision).await?;
+    Ok(Redirect::to(&format!("/g/{}/members", group.slug)).into_response())
+}
+
+async fn api_follow_requests(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(slug): Path<String>,
+) -> AppResult<axum::Json<Vec<follows::Follower>>> {
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::ManageMembers)?;
+    Ok(axum::Json(
+        state
+            .db()
+            .run(move |c| follows::pending(c, &group.slug).map_err(db::Error::from))
+            .await?,
+    ))
+}
+
+async fn api_decide_follow_request(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((slug, id, decision)): Path<(String, i64, String)>,
+) -> AppResult<StatusCode> {
+    decide_follower(&state, &auth.user, &slug, id, &decision).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

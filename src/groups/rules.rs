@@ -287,6 +287,11 @@ pub fn update(
             ))
             .returning(groups::all_columns)
             .get_result(conn)?;
+        if group.manually_approves_followers && !updated.manually_approves_followers {
+            for request in crate::federation::follows::pending(conn, &updated.slug)? {
+                crate::federation::follows::decide(conn, urls, &updated.slug, request.id, true)?;
+            }
+        }
         if updated.federates() {
             super::actor::send_update(conn, urls, &updated)?;
         }

@@ -650,6 +650,16 @@ async fn a_remote_user_follows_a_group(b: Backend) {
     let mods: Value = crate::support::ap_get(a.at("/g/stadt/moderators")).await;
     assert_eq!(mods["orderedItems"], json!([a.at("/u/admin_anna")]));
 
+    // The group approves followers by hand: bob's request waits for a lead.
+    let (status, _) = api(
+        &c,
+        M::PATCH,
+        a.at("/api/v1/groups/stadt"),
+        &admin,
+        Some(json!({"manually_approves_followers": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
     let a_host = a.url.trim_start_matches("http://").to_owned();
     let (status, body) = api(
         &c,
@@ -661,6 +671,35 @@ async fn a_remote_user_follows_a_group(b: Backend) {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["target"], a.at("/g/stadt"));
+    let mut requests = Value::Null;
+    for _ in 0..100 {
+        requests = api(
+            &c,
+            M::GET,
+            a.at("/api/v1/groups/stadt/follow_requests"),
+            &admin,
+            None,
+        )
+        .await
+        .1;
+        if requests.as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(requests[0]["actor"], bsrv.at("/u/bob"), "{requests}");
+    let (_, list) = api(&c, M::GET, bsrv.at("/api/v1/follows"), &bob, None).await;
+    assert_eq!(list[0]["state"], "pending");
+    let id = requests[0]["id"].as_i64().unwrap();
+    let (status, _) = api(
+        &c,
+        M::POST,
+        a.at(&format!("/api/v1/groups/stadt/follow_requests/{id}/accept")),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     let mut state = String::new();
     for _ in 0..100 {
         let (_, list) = api(&c, M::GET, bsrv.at("/api/v1/follows"), &bob, None).await;

@@ -423,3 +423,4 @@ groups-threads-count-one = { $count } Diskussion
 group-followers-count-one = { $count } Folgende(r) im Fediverse
 thread-replies-one = { $count } Antwort
 post-likes-one = { $count } Gefällt mir
+group-follow-requests = Warten darauf, aus dem Fediverse zu folgen

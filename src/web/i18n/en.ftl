@@ -423,3 +423,4 @@ groups-threads-count-one = { $count } thread
 group-followers-count-one = { $count } follower in the fediverse
 thread-replies-one = { $count } reply
 post-likes-one = { $count } like
+group-follow-requests = Waiting to follow from the fediverse
