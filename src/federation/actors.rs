@@ -34,6 +34,12 @@ pub fn text_to_html(text: &str) -> String {
     }
 }
 
+/// The avatar every local actor shows until uploads exist: Mastodon and others take only raster
+/// images, so a PNG rather than the SVG favicon.
+pub fn default_icon(urls: &Urls) -> Value {
+    json!({ "type": "Image", "mediaType": "image/png", "url": format!("{}/static/avatar.png", urls.base()) })
+}
+
 /// `publicKey` in the shape the library federates (`{id}#main-key`, owner, SPKI PEM).
 pub fn public_key(id: &str, pem: &str) -> Value {
     let Ok(owner) = url::Url::parse(id) else {
@@ -64,6 +70,7 @@ pub fn person(user: &User, public_key_pem: &str, urls: &Urls) -> Value {
         "following": format!("{id}/following"),
         "publicKey": public_key(&id, public_key_pem),
         "endpoints": { "sharedInbox": urls.shared_inbox() },
+        "icon": default_icon(urls),
         "manuallyApprovesFollowers": user.manually_approves_followers,
         "discoverable": true,
         "published": rfc3339(&user.created_at),

@@ -30,6 +30,7 @@ pub fn document(group: &Group, public_key_pem: &str, urls: &Urls) -> Value {
         "attributedTo": format!("{id}/moderators"),
         "publicKey": public_key(&id, public_key_pem),
         "endpoints": { "sharedInbox": urls.shared_inbox() },
+        "icon": crate::federation::actors::default_icon(urls),
         "manuallyApprovesFollowers": group.manually_approves_followers,
         "discoverable": true,
         // Lemmy: whether only moderators may start threads.

@@ -32,6 +32,7 @@ macro_rules! asset {
 static ASSETS: &[Asset] = &[
     asset!("agora.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
+    asset!("avatar.png", "image/png"),
     asset!("agora.js", "text/javascript; charset=utf-8"),
     asset!("vendor/kern/kern.min.css", "text/css; charset=utf-8"),
     asset!("vendor/kern/fonts/fira-sans.css", "text/css; charset=utf-8"),

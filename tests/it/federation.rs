@@ -167,6 +167,16 @@ async fn actors_have_two_faces(b: Backend) {
         assert_eq!(person["type"], "Person");
         assert_eq!(person["id"], srv.at("/u/dora"));
         assert_eq!(person["preferredUsername"], "dora");
+        assert_eq!(
+            person["icon"]["mediaType"], "image/png",
+            "a raster avatar, as Mastodon needs"
+        );
+        let icon = reqwest::get(person["icon"]["url"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(icon.status(), StatusCode::OK);
+        assert_eq!(icon.headers()["content-type"], "image/png");
+        assert!(icon.bytes().await.unwrap().starts_with(b"\x89PNG"));
         assert_eq!(person["inbox"], srv.at("/inbox"));
         assert_eq!(person["endpoints"]["sharedInbox"], srv.at("/inbox"));
         assert_eq!(
