@@ -108,7 +108,8 @@ async fn approval_submit(
     Ok(Redirect::to("/settings/followers?done=saved").into_response())
 }
 
-/// Accepts or rejects a request; shared by the page and the API.
+/// Accepts or rejects a request to follow the local actor `user` (a user or a group); shared by
+/// the pages and the APIs, which check who may decide.
 pub(crate) async fn decide(state: &AppState, user: &str, id: i64, decision: &str) -> AppResult<()> {
     let accept = match decision {
         "accept" => true,

@@ -1180,29 +1180,10 @@ async fn decide_follower(
     id: i64,
     decision: &str,
 ) -> AppResult<Group> {
-    let accept = match decision {
-        "accept" => true,
-        "reject" => false,
-        _ => return Err(AppError::not_found()),
-    };
     let (group, access) = load(state, slug, Some(user)).await?;
     require(&access, Permission::ManageMembers)?;
-    let urls = Urls::new(state.config());
-    let g = group.clone();
-    let decided = state
-        .db()
-        .run(move |c| {
-            db::write_tx(c, |c| follows::decide(c, &urls, &g.slug, id, accept)).map_err(db::Error::from)
-        })
-        .await?;
-    if decided.is_none() {
-        return Err(AppError::new(
-            StatusCode::NOT_FOUND,
-            "no_such_request",
-            "error-no-follow-request",
-        ));
-    }
-    state.wake_delivery();
+    // The same answer as a user's: follows::decide signs it as the group.
+    crate::federation::pages::decide(state, &group.slug, id, decision).await?;
     Ok(group)
 }
 

@@ -134,9 +134,22 @@ fn addressed_group(conn: &mut DbConn, urls: &Urls, o: &RemoteObject) -> QueryRes
 
 /// A thread title from a remote opening post: its `name`, else its first line without a leading
 /// mention, shortened.
+/// A remote title as we store it: one line, no control or bidirectional characters, shortened.
+fn clean_title(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_control() && !crate::text::is_bidi_control(*c))
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(TITLE_MAX)
+        .collect()
+}
+
 pub fn title_of(o: &RemoteObject, slug: &str) -> String {
-    if let Some(name) = o.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-        return name.chars().take(TITLE_MAX).collect();
+    if let Some(name) = o.name.as_deref().map(clean_title).filter(|n| !n.is_empty()) {
+        return name;
     }
     let line = crate::text::first_line(o.content.as_deref().unwrap_or_default(), 400);
     let mut words: Vec<&str> = line.split_whitespace().collect();
@@ -145,7 +158,7 @@ pub fn title_of(o: &RemoteObject, slug: &str) -> String {
     }) {
         words.remove(0);
     }
-    let title: String = words.join(" ").chars().take(TITLE_MAX).collect();
+    let title = clean_title(&words.join(" "));
     if title.is_empty() { "…".to_owned() } else { title }
 }
 
@@ -505,10 +518,10 @@ pub async fn update(
                     ))
                     .execute(c)?;
                 if post.parent_id.is_none()
-                    && let Some(name) = object.name.as_deref().map(str::trim).filter(|n| !n.is_empty())
+                    && let Some(name) = object.name.as_deref().map(clean_title).filter(|n| !n.is_empty())
                 {
                     diesel::update(threads::table.find(thread.id))
-                        .set(threads::title.eq(name.chars().take(TITLE_MAX).collect::<String>()))
+                        .set(threads::title.eq(name))
                         .execute(c)?;
                 }
                 let mentions: Vec<String> = object.mentions.iter().map(ToString::to_string).collect();
@@ -875,6 +888,11 @@ mod tests {
     #[test]
     fn titles_of_remote_threads() {
         assert_eq!(title_of(&object(Some(" Radweg "), "x"), "verkehr"), "Radweg");
+        assert_eq!(
+            title_of(&object(Some("Rad\u{202E}weg\n neu\u{0007}"), "x"), "verkehr"),
+            "Radweg neu",
+            "control and bidi characters are dropped"
+        );
         assert_eq!(
             title_of(
                 &object(
