@@ -41,9 +41,18 @@ pub fn router(state: AppState) -> Router {
         .merge(groups::routes::notification_routes())
         .merge(threads::routes::routes())
         .merge(crate::openapi::routes())
+        .merge(crate::media::routes::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { AppError::not_found() })
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Merged after the limit above, so only their own, larger limit applies to them.
+        .merge(
+            Router::new()
+                .merge(groups::routes::upload_routes())
+                .merge(accounts::routes::upload_routes())
+                .layer(RequestBodyLimitLayer::new(crate::media::routes::MAX_UPLOAD_BODY)),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             web::require_password_change,
@@ -52,7 +61,6 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             web::csrf::ensure_cookie,
         ))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // axum's own 2 MB default would answer oversize bodies differently per extractor.
         .layer(DefaultBodyLimit::disable())
         .layer(TimeoutLayer::with_status_code(

@@ -10,6 +10,7 @@ pub mod error;
 pub mod federation;
 pub mod groups;
 pub mod instance;
+pub mod media;
 pub mod openapi;
 pub mod state;
 pub mod text;

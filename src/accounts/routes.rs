@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/register", get(register_page).post(register_submit))
         .route("/settings", get(settings_page))
         .route("/settings/profile", post(profile_submit))
+        .route("/settings/avatar/remove", post(avatar_remove_submit))
         .route("/settings/tokens", post(token_submit))
         .route("/settings/tokens/{id}/revoke", post(token_revoke))
         .route("/settings/password", get(password_page).post(password_submit))
@@ -533,6 +534,7 @@ struct SettingsTemplate {
     tokens: Vec<ApiToken>,
     new_token: Option<String>,
     saved: bool,
+    avatar: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -550,16 +552,17 @@ async fn settings_view(
     new_token: Option<String>,
     saved: bool,
 ) -> AppResult<Response> {
-    let id = user.id;
-    let tokens = state
+    let (id, name) = (user.id, user.username.clone());
+    let (tokens, images) = state
         .db()
-        .run(move |c| ApiToken::for_user(c, id).map_err(Error::from))
+        .run(move |c| -> Result<_, Error> {
+            Ok((
+                ApiToken::for_user(c, id)?,
+                crate::media::model::images_of(c, &name)?,
+            ))
+        })
         .await?;
-    let form = form.unwrap_or_else(|| {
-        FormState::new()
-            .with_value("display_name", user.display_name.clone())
-            .with_value("language", user.language.clone().unwrap_or_default())
-    });
+    let form = form.unwrap_or_else(|| profile_form(&user));
     let role_key = format!("role-{}", user.role().as_str());
     Ok(render(&SettingsTemplate {
         page,
@@ -570,7 +573,121 @@ async fn settings_view(
         tokens,
         new_token,
         saved,
+        avatar: images.avatar.map(|m| m.path),
     }))
+}
+
+fn profile_form(user: &User) -> FormState {
+    FormState::new()
+        .with_value("display_name", user.display_name.clone())
+        .with_value("language", user.language.clone().unwrap_or_default())
+}
+
+/// Routes that take uploads; the app gives them a larger body limit.
+pub fn upload_routes() -> Router<AppState> {
+    Router::new()
+        .route("/settings/avatar", post(avatar_submit))
+        .route(
+            "/api/v1/me/avatar",
+            axum::routing::put(api_put_avatar).delete(api_delete_avatar),
+        )
+}
+
+/// Stores (or with `None` removes) the user's avatar and tells their followers.
+async fn set_avatar(
+    state: &AppState,
+    user: &User,
+    image: Option<crate::media::Processed>,
+) -> AppResult<User> {
+    let urls = crate::federation::Urls::new(state.config());
+    let (id, name) = (user.id, user.username.clone());
+    let updated = state
+        .db()
+        .run(move |c| {
+            crate::db::write_tx(c, |c| -> Result<User, Error> {
+                let media = image
+                    .as_ref()
+                    .map(|i| crate::media::model::store(c, i))
+                    .transpose()?;
+                crate::media::model::set_image(c, &name, crate::media::Purpose::Avatar, media)?;
+                let updated = User::find(c, id)?.ok_or(Error::Unauthenticated)?;
+                crate::federation::actors::send_profile_update(c, &urls, &updated)?;
+                Ok(updated)
+            })
+        })
+        .await?;
+    state.wake_delivery();
+    Ok(updated)
+}
+
+async fn avatar_submit(
+    State(state): State<AppState>,
+    page: Page,
+    Auth(auth): Auth,
+    upload: crate::media::routes::UploadForm,
+) -> AppResult<Response> {
+    match crate::media::routes::process(upload.file, crate::media::Purpose::Avatar).await {
+        Ok(image) => {
+            set_avatar(&state, &auth.user, Some(image)).await?;
+            Ok(Redirect::to("/settings?saved=1").into_response())
+        }
+        Err(crate::media::Error::Db(e)) => Err(AppError::internal(&e)),
+        Err(e) => {
+            let (key, args) = e.message_key();
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut form = profile_form(&auth.user);
+            form.error(page.lang, "avatar", key, &args);
+            let response =
+                settings_view(&state, page, auth.user, Some(form), FormState::new(), None, false).await?;
+            Ok(with_status(response, StatusCode::UNPROCESSABLE_ENTITY))
+        }
+    }
+}
+
+async fn avatar_remove_submit(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> AppResult<Response> {
+    set_avatar(&state, &auth.user, None).await?;
+    Ok(Redirect::to("/settings?saved=1").into_response())
+}
+
+fn avatar_json(
+    state: &AppState,
+    user: &User,
+    avatar: Option<crate::media::MediaRef>,
+) -> axum::Json<serde_json::Value> {
+    let base = crate::federation::Urls::new(state.config()).base().to_owned();
+    axum::Json(serde_json::json!({
+        "username": user.username,
+        "avatar_url": avatar.map(|m| format!("{base}{}", m.path)),
+    }))
+}
+
+/// `PUT /api/v1/me/avatar` with the image file as the body.
+async fn api_put_avatar(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    body: axum::body::Body,
+) -> AppResult<axum::Json<serde_json::Value>> {
+    let bytes = crate::media::routes::read_body(body).await?;
+    let image = crate::media::routes::process(bytes, crate::media::Purpose::Avatar).await?;
+    let user = set_avatar(&state, &auth.user, Some(image)).await?;
+    let name = user.username.clone();
+    let images = state
+        .db()
+        .run(move |c| crate::media::model::images_of(c, &name).map_err(Error::from))
+        .await?;
+    Ok(avatar_json(&state, &user, images.avatar))
+}
+
+async fn api_delete_avatar(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+) -> AppResult<axum::Json<serde_json::Value>> {
+    let user = set_avatar(&state, &auth.user, None).await?;
+    Ok(avatar_json(&state, &user, None))
 }
 
 async fn settings_page(

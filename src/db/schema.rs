@@ -216,6 +216,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    media (id) {
+        id -> BigInt,
+        sha256 -> Text,
+        content_type -> Text,
+        width -> Integer,
+        height -> Integer,
+        data -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    profile_images (owner, purpose) {
+        owner -> Text,
+        purpose -> Text,
+        media_id -> BigInt,
+    }
+}
+
+diesel::table! {
     roles (token) {
         token -> Text,
         position -> Integer,
@@ -349,6 +369,8 @@ diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(notifications -> users (user_id));
 diesel::joinable!(role_permissions -> roles (role));
 diesel::joinable!(threads -> groups (group_id));
+diesel::joinable!(profile_images -> media (media_id));
+diesel::joinable!(profile_images -> local_names (owner));
 diesel::joinable!(posts -> threads (thread_id));
 diesel::joinable!(posts -> remote_actors (author_remote_id));
 
@@ -382,4 +404,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     likes,
     post_tags,
     moderation_log,
+    media,
+    profile_images,
 );

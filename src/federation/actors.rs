@@ -40,6 +40,16 @@ pub fn default_icon(urls: &Urls) -> Value {
     json!({ "type": "Image", "mediaType": "image/png", "url": format!("{}/static/avatar.png", urls.base()) })
 }
 
+/// An uploaded image as an ActivityPub `Image`, or the default avatar.
+pub fn image(urls: &Urls, media: Option<&crate::media::MediaRef>) -> Value {
+    match media {
+        Some(m) => {
+            json!({ "type": "Image", "mediaType": m.content_type, "url": format!("{}{}", urls.base(), m.path) })
+        }
+        None => default_icon(urls),
+    }
+}
+
 /// `publicKey` in the shape the library federates (`{id}#main-key`, owner, SPKI PEM).
 pub fn public_key(id: &str, pem: &str) -> Value {
     let Ok(owner) = url::Url::parse(id) else {
@@ -54,7 +64,12 @@ pub fn public_key(id: &str, pem: &str) -> Value {
 }
 
 /// A local user as a `Person`. The HTML profile lives at the same URL (content negotiation).
-pub fn person(user: &User, public_key_pem: &str, urls: &Urls) -> Value {
+pub fn person(
+    user: &User,
+    public_key_pem: &str,
+    urls: &Urls,
+    avatar: Option<&crate::media::MediaRef>,
+) -> Value {
     let id = urls.user(&user.username);
     json!({
         "@context": context(),
@@ -70,7 +85,7 @@ pub fn person(user: &User, public_key_pem: &str, urls: &Urls) -> Value {
         "following": format!("{id}/following"),
         "publicKey": public_key(&id, public_key_pem),
         "endpoints": { "sharedInbox": urls.shared_inbox() },
-        "icon": default_icon(urls),
+        "icon": image(urls, avatar),
         "manuallyApprovesFollowers": user.manually_approves_followers,
         "discoverable": true,
         "published": rfc3339(&user.created_at),
@@ -87,7 +102,8 @@ pub fn send_profile_update(
     let Some(key) = super::keys::find(conn, &user.username)? else {
         return Ok(0);
     };
-    let mut person = person(user, &key.public_key_pem, urls);
+    let images = crate::media::model::images_of(conn, &user.username)?;
+    let mut person = person(user, &key.public_key_pem, urls, images.avatar.as_ref());
     let context = person
         .as_object_mut()
         .and_then(|o| o.remove("@context"))

@@ -188,6 +188,7 @@ struct ProfileTemplate {
     /// The actor URL, for the "follow from your server" box.
     target: String,
     form: crate::web::form::FormState,
+    avatar: Option<String>,
 }
 
 /// `/u/{name}`: the `Person` for ActivityPub clients, the profile page for browsers.
@@ -202,16 +203,31 @@ async fn user_actor(
     };
     let mut response = if negotiate::wants_activity_json(&headers) {
         let owner = user.username.clone();
-        let key = state.db().run(move |c| keys::ensure(c, &owner)).await?;
+        let (key, images) = state
+            .db()
+            .run(move |c| -> Result<_, crate::federation::Error> {
+                let images = crate::media::model::images_of(c, &owner).map_err(crate::db::Error::from)?;
+                Ok((keys::ensure(c, &owner)?, images))
+            })
+            .await?;
         activity_json(actors::person(
             &user,
             &key.public_key_pem,
             &Urls::new(state.config()),
+            images.avatar.as_ref(),
         ))
     } else {
         let handle = format!("@{}@{}", user.username, state.config().host());
+        let owner = user.username.clone();
+        let avatar = state
+            .db()
+            .run(move |c| crate::media::model::images_of(c, &owner).map_err(crate::db::Error::from))
+            .await?
+            .avatar
+            .map(|m| m.path);
         render(&ProfileTemplate {
             page,
+            avatar,
             display_name: user.display_name,
             handle,
             created_at: user.created_at,

@@ -12,9 +12,9 @@ use crate::federation::actors::{context, public_key, rfc3339};
 use crate::federation::{Urls, delivery, keys};
 
 /// The `Group` document.
-pub fn document(group: &Group, public_key_pem: &str, urls: &Urls) -> Value {
+pub fn document(group: &Group, public_key_pem: &str, urls: &Urls, images: &crate::media::Images) -> Value {
     let id = urls.group(&group.slug);
-    json!({
+    let mut doc = json!({
         "@context": context(),
         "id": id,
         "type": "Group",
@@ -30,14 +30,21 @@ pub fn document(group: &Group, public_key_pem: &str, urls: &Urls) -> Value {
         "attributedTo": format!("{id}/moderators"),
         "publicKey": public_key(&id, public_key_pem),
         "endpoints": { "sharedInbox": urls.shared_inbox() },
-        "icon": crate::federation::actors::default_icon(urls),
+        "icon": crate::federation::actors::image(urls, images.avatar.as_ref()),
         "manuallyApprovesFollowers": group.manually_approves_followers,
         "discoverable": true,
         // Lemmy: whether only moderators may start threads.
         "postingRestrictedToMods": !group.allow_remote_threads,
         "published": rfc3339(&group.created_at),
         "updated": rfc3339(&group.updated_at),
-    })
+    });
+    if let (Some(banner), Some(o)) = (&images.banner, doc.as_object_mut()) {
+        o.insert(
+            "image".into(),
+            crate::federation::actors::image(urls, Some(banner)),
+        );
+    }
+    doc
 }
 
 /// The moderators collection: members whose roles may moderate (leads, assistants, moderators
@@ -59,7 +66,8 @@ pub fn send_update(conn: &mut DbConn, urls: &Urls, group: &Group) -> QueryResult
     let Some(key) = keys::find(conn, &group.slug)? else {
         return Ok(0);
     };
-    let mut doc = document(group, &key.public_key_pem, urls);
+    let images = model::images(conn, group)?;
+    let mut doc = document(group, &key.public_key_pem, urls, &images);
     let context = doc
         .as_object_mut()
         .and_then(|o| o.remove("@context"))

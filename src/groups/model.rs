@@ -352,3 +352,7 @@ pub fn mark_read(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
     .set(notifications::read_at.eq(crate::db::now()))
     .execute(conn)
 }
+
+pub fn images(conn: &mut DbConn, group: &Group) -> QueryResult<crate::media::model::Images> {
+    crate::media::model::images_of(conn, &group.slug)
+}

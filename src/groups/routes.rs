@@ -19,6 +19,7 @@ use crate::accounts::model::User;
 use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::federation::{Urls, follows, keys, negotiate};
+use crate::media;
 use crate::state::AppState;
 use crate::web::csrf::{CsrfForm, NoFields};
 use crate::web::extract::ApiJson;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
             post(follower_decision_submit),
         )
         .route("/g/{slug}/settings", get(settings_page).post(settings_submit))
+        .route("/g/{slug}/images/{purpose}/remove", post(image_remove_submit))
         .route("/g/{slug}/join", post(join_submit))
         .route("/g/{slug}/leave", post(leave_submit))
         .route("/g/{slug}/{collection}", get(group_collection))
@@ -129,6 +131,13 @@ struct FormTemplate {
     /// None: a new group (with a slug field); Some: editing this group.
     editing: Option<Group>,
     parents: Vec<(String, String)>,
+    /// Paths of the current avatar and banner (editing only).
+    avatar: Option<String>,
+    banner: Option<String>,
+    /// Why the last avatar or banner upload was refused.
+    avatar_error: Option<String>,
+    banner_error: Option<String>,
+    image_saved: bool,
 }
 
 impl FormTemplate {
@@ -187,6 +196,11 @@ async fn new_group_page(
         form,
         editing: None,
         parents,
+        avatar: None,
+        banner: None,
+        avatar_error: None,
+        banner_error: None,
+        image_saved: false,
     }))
 }
 
@@ -285,6 +299,11 @@ async fn new_group_submit(
                 form,
                 editing: None,
                 parents,
+                avatar: None,
+                banner: None,
+                avatar_error: None,
+                banner_error: None,
+                image_saved: false,
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&view)).into_response())
         }
@@ -313,6 +332,8 @@ struct GroupTemplate {
     next: Option<String>,
     /// Whether this is a later page (pinned threads only on the first).
     later: bool,
+    avatar: Option<String>,
+    banner: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -352,10 +373,20 @@ async fn group_page(
             // A mirror has no actor here; its real one lives on its server.
             return Err(AppError::not_found());
         }
-        let owner = group.slug.clone();
-        let key = state.db().run(move |c| keys::ensure(c, &owner)).await?;
-        let mut response =
-            crate::federation::routes::activity_json(actor::document(&group, &key.public_key_pem, &urls));
+        let g = group.clone();
+        let (key, images) = state
+            .db()
+            .run(move |c| -> Result<_, crate::federation::Error> {
+                let images = model::images(c, &g).map_err(db::Error::from)?;
+                Ok((keys::ensure(c, &g.slug)?, images))
+            })
+            .await?;
+        let mut response = crate::federation::routes::activity_json(actor::document(
+            &group,
+            &key.public_key_pem,
+            &urls,
+            &images,
+        ));
         response
             .headers_mut()
             .insert(header::VARY, HeaderValue::from_static("Accept"));
@@ -390,7 +421,7 @@ async fn group_page(
     } else {
         None
     };
-    let (parent, children, members, followers, pending_request) = state
+    let (parent, children, members, followers, pending_request, images) = state
         .db()
         .run(move |c| -> Result<_, db::Error> {
             let parent = match g.parent_id {
@@ -415,6 +446,7 @@ async fn group_page(
                 model::member_count(c, g.id)?,
                 follows::count(c, &g.slug)?,
                 pending,
+                model::images(c, &g)?,
             ))
         })
         .await?;
@@ -448,6 +480,8 @@ async fn group_page(
         threads,
         next,
         later: before.is_some(),
+        avatar: images.avatar.map(|m| m.path),
+        banner: images.banner.map(|m| m.path),
     });
     response
         .headers_mut()
@@ -652,26 +686,61 @@ async fn settings_page(
     page: Page,
     Auth(auth): Auth,
     Path(slug): Path<String>,
+    Query(q): Query<NoticeQuery>,
 ) -> AppResult<Response> {
     let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
     require(&access, Permission::EditGroup)?;
+    let saved = q.done.as_deref() == Some("image");
+    settings_view(&state, page, auth.user, group, None, None, saved).await
+}
+
+/// The settings page: the group form (with `form`'s input and errors, else the group's values)
+/// and the image uploads (with `image_error` for the refused one).
+async fn settings_view(
+    state: &AppState,
+    page: Page,
+    user: User,
+    group: Group,
+    form: Option<FormState>,
+    image_error: Option<(media::Purpose, String)>,
+    image_saved: bool,
+) -> AppResult<Response> {
     let g = group.clone();
-    let parent_slug = state
+    let (parent_slug, images) = state
         .db()
-        .run(move |c| -> Result<Option<String>, db::Error> {
-            Ok(match g.parent_id {
+        .run(move |c| -> Result<_, db::Error> {
+            let parent = match g.parent_id {
                 Some(id) => Group::find(c, id)?.map(|p| p.slug),
                 None => None,
-            })
+            };
+            Ok((parent, model::images(c, &g)?))
         })
         .await?;
-    let parents = parent_options(&state, auth.user, Some(group.id)).await?;
-    Ok(render(&FormTemplate {
+    let parents = parent_options(state, user, Some(group.id)).await?;
+    let status = if form.is_some() || image_error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let form = form.unwrap_or_else(|| form_from_group(&group, parent_slug));
+    let error_for = |p: media::Purpose| {
+        image_error
+            .as_ref()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, m)| m.clone())
+    };
+    let view = FormTemplate {
         page,
-        form: form_from_group(&group, parent_slug),
+        form,
         editing: Some(group),
         parents,
-    }))
+        avatar: images.avatar.map(|m| m.path),
+        banner: images.banner.map(|m| m.path),
+        avatar_error: error_for(media::Purpose::Avatar),
+        banner_error: error_for(media::Purpose::Banner),
+        image_saved,
+    };
+    Ok((status, render(&view)).into_response())
 }
 
 async fn settings_submit(
@@ -697,18 +766,117 @@ async fn settings_submit(
             Ok(Redirect::to(&format!("/g/{}?done=saved", g.slug)).into_response())
         }
         Err(e @ Error::Invalid { .. }) => {
-            let parents = parent_options(&state, auth.user, Some(group.id)).await?;
-            let form = form_error(&page, &e, form.values());
-            let view = FormTemplate {
-                page,
-                form,
-                editing: Some(group),
-                parents,
-            };
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&view)).into_response())
+            let values = form_error(&page, &e, form.values());
+            settings_view(&state, page, auth.user, group, Some(values), None, false).await
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn purpose(s: &str) -> AppResult<media::Purpose> {
+    media::Purpose::parse(s).ok_or_else(AppError::not_found)
+}
+
+/// Stores `image` (None: removes it) as the group's avatar or banner and tells followers.
+async fn set_image(
+    state: &AppState,
+    group: &Group,
+    purpose: media::Purpose,
+    image: Option<media::Processed>,
+) -> AppResult<Group> {
+    let urls = Urls::new(state.config());
+    let g = group.clone();
+    let updated = state
+        .db()
+        .run(move |c| rules::set_image(c, &urls, &g, purpose, image.as_ref()))
+        .await?;
+    state.wake_delivery();
+    Ok(updated)
+}
+
+/// Routes that take uploads; the app gives them a larger body limit.
+pub fn upload_routes() -> Router<AppState> {
+    Router::new()
+        .route("/g/{slug}/images/{purpose}", post(image_submit))
+        .route(
+            "/api/v1/groups/{slug}/images/{purpose}",
+            axum::routing::put(api_put_image).delete(api_delete_image),
+        )
+}
+
+async fn image_submit(
+    State(state): State<AppState>,
+    page: Page,
+    Auth(auth): Auth,
+    Path((slug, purpose_name)): Path<(String, String)>,
+    upload: media::routes::UploadForm,
+) -> AppResult<Response> {
+    let purpose = purpose(&purpose_name)?;
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::EditGroup)?;
+    match media::routes::process(upload.file, purpose).await {
+        Ok(image) => {
+            let g = set_image(&state, &group, purpose, Some(image)).await?;
+            Ok(Redirect::to(&format!("/g/{}/settings?done=image", g.slug)).into_response())
+        }
+        Err(media::Error::Db(e)) => Err(AppError::internal(&e)),
+        Err(e) => {
+            let (key, args) = e.message_key();
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let message = crate::web::i18n::translate(page.lang, key, &args);
+            settings_view(
+                &state,
+                page,
+                auth.user,
+                group,
+                None,
+                Some((purpose, message)),
+                false,
+            )
+            .await
+        }
+    }
+}
+
+async fn image_remove_submit(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((slug, purpose_name)): Path<(String, String)>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> AppResult<Response> {
+    let purpose = purpose(&purpose_name)?;
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::EditGroup)?;
+    let g = set_image(&state, &group, purpose, None).await?;
+    Ok(Redirect::to(&format!("/g/{}/settings?done=image", g.slug)).into_response())
+}
+
+/// `PUT /api/v1/groups/{slug}/images/avatar|banner` with the image file as the body.
+async fn api_put_image(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((slug, purpose_name)): Path<(String, String)>,
+    body: axum::body::Body,
+) -> AppResult<axum::Json<Value>> {
+    let purpose = purpose(&purpose_name)?;
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::EditGroup)?;
+    let bytes = media::routes::read_body(body).await?;
+    let image = media::routes::process(bytes, purpose).await?;
+    let g = set_image(&state, &group, purpose, Some(image)).await?;
+    api_group_answer(&state, g, &access).await
+}
+
+async fn api_delete_image(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((slug, purpose_name)): Path<(String, String)>,
+) -> AppResult<axum::Json<Value>> {
+    let purpose = purpose(&purpose_name)?;
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::EditGroup)?;
+    let g = set_image(&state, &group, purpose, None).await?;
+    api_group_answer(&state, g, &access).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -887,18 +1055,30 @@ async fn api_get(
 ) -> AppResult<axum::Json<Value>> {
     let user = auth.map(|a| a.user);
     let (group, access) = load(&state, &slug, user.as_ref()).await?;
+    api_group_answer(&state, group, &access).await
+}
+
+/// A group as `GET /api/v1/groups/{slug}` shows it: with counts and image URLs.
+async fn api_group_answer(state: &AppState, group: Group, access: &Access) -> AppResult<axum::Json<Value>> {
     let urls = Urls::new(state.config());
-    let parent = parent_slug(&state, &group).await?;
+    let parent = parent_slug(state, &group).await?;
     let g = group.clone();
-    let (members, followers) = state
+    let (members, followers, images) = state
         .db()
         .run(move |c| -> Result<_, db::Error> {
-            Ok((model::member_count(c, g.id)?, follows::count(c, &g.slug)?))
+            Ok((
+                model::member_count(c, g.id)?,
+                follows::count(c, &g.slug)?,
+                model::images(c, &g)?,
+            ))
         })
         .await?;
-    let mut v = group_json(&group, parent.as_deref(), &urls, Some(&access));
+    let mut v = group_json(&group, parent.as_deref(), &urls, Some(access));
     v["members"] = members.into();
     v["followers"] = followers.into();
+    let absolute = |m: Option<media::MediaRef>| m.map(|m| format!("{}{}", urls.base(), m.path));
+    v["avatar_url"] = json!(absolute(images.avatar));
+    v["banner_url"] = json!(absolute(images.banner));
     Ok(axum::Json(v))
 }
 

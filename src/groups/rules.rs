@@ -299,6 +299,29 @@ pub fn update(
     })
 }
 
+/// Sets or removes (`None`) a group's avatar or banner, and sends `Update{Group}` to its
+/// followers, in one transaction.
+pub fn set_image(
+    conn: &mut DbConn,
+    urls: &crate::federation::Urls,
+    group: &Group,
+    purpose: crate::media::Purpose,
+    image: Option<&crate::media::Processed>,
+) -> Result<Group> {
+    if group.is_remote() {
+        return Err(Error::Forbidden("error-group-remote"));
+    }
+    write_tx(conn, |conn| {
+        let id = image.map(|i| crate::media::model::store(conn, i)).transpose()?;
+        crate::media::model::set_image(conn, &group.slug, purpose, id)?;
+        let updated: Group = groups::table.find(group.id).first(conn)?;
+        if updated.federates() {
+            super::actor::send_update(conn, urls, &updated)?;
+        }
+        Ok(updated)
+    })
+}
+
 fn known_role(conn: &mut DbConn, role: &str) -> Result<String> {
     let role = role.trim().to_ascii_lowercase();
     if model::role_tokens(conn)?.contains(&role) {

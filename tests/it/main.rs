@@ -22,6 +22,7 @@ mod groups;
 mod http;
 mod inbox;
 mod incoming;
+mod media;
 mod remote;
 mod threads;
 mod web;

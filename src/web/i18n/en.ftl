@@ -424,3 +424,19 @@ group-followers-count-one = { $count } follower in the fediverse
 thread-replies-one = { $count } reply
 post-likes-one = { $count } like
 group-follow-requests = Waiting to follow from the fediverse
+
+# Images (avatars, banners)
+error-image-too-large = The file is larger than { $max } MiB. Please upload a smaller image.
+error-image-type = The file is not a PNG, JPEG, GIF or WebP image. Please choose one of these formats.
+error-image-corrupt = The image could not be read; it may be damaged or incomplete. Please try another file.
+error-image-pixels = The image is larger than { $max } pixels on a side. Please upload a smaller image.
+error-image-missing = No file was chosen. Please choose an image first.
+group-images = Avatar and banner
+field-avatar = Avatar
+hint-avatar = PNG, JPEG, GIF or WebP, up to 8 MiB. Shown square, at most 400 × 400 pixels; the middle of the image is kept. Image metadata (for example location) is removed.
+field-banner = Banner
+hint-banner = PNG, JPEG, GIF or WebP, up to 8 MiB. Shown at 3 : 1, at most 1500 × 500 pixels. Image metadata is removed.
+image-current = Current image
+image-saved = The image was saved.
+action-upload = Upload
+action-remove-image = Remove image

@@ -40,3 +40,26 @@ pub async fn login(srv: &super::TestServer, c: &reqwest::Client, user: &str, pw:
 pub async fn csrf_of(c: &reqwest::Client, url: &str) -> String {
     hidden(&get_text(c, url).await, "csrf")
 }
+
+/// A `multipart/form-data` body by hand (the test client needs nothing more): fields are
+/// `(name, filename, bytes)`; a filename makes a file part. Returns the content type and body.
+pub fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "agora-test-boundary-7d1e0c";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}

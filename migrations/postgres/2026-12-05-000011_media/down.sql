@@ -1,0 +1,2 @@
+DROP TABLE profile_images;
+DROP TABLE media;
