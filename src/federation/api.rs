@@ -54,22 +54,45 @@ pub(crate) async fn actor_id(state: &AppState, target: &str) -> AppResult<Url> {
         .map_err(|e| unreachable(target, &e))
 }
 
-fn follow_activity(urls: &Urls, user: &str, follow_id: &str, target: &str) -> Value {
+fn follow_activity(actor: &str, follow_id: &str, target: &str) -> Value {
     json!({
         "@context": "https://www.w3.org/ns/activitystreams",
         "id": follow_id,
         "type": "Follow",
-        "actor": urls.user(user),
+        "actor": actor,
         "object": target,
     })
 }
 
-/// Follows `target` (handle or actor URL) as `user`: resolves it, stores the follow and queues
+/// Who follows: a user or one of our groups, by local name, with its actor id.
+#[derive(Debug, Clone)]
+pub(crate) struct Follower {
+    pub name: String,
+    pub actor: String,
+}
+
+impl Follower {
+    pub fn user(urls: &Urls, name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            actor: urls.user(name),
+        }
+    }
+
+    pub fn group(urls: &Urls, slug: &str) -> Self {
+        Self {
+            name: slug.to_owned(),
+            actor: urls.group(slug),
+        }
+    }
+}
+
+/// Follows `target` (handle or actor URL) as `who`: resolves it, stores the follow and queues
 /// the `Follow` in one transaction. Returns whether a new follow was made, and the follow.
-/// Shared by the API and the remote-follow page.
+/// Shared by the API, the remote-follow page and groups following partner groups.
 pub(crate) async fn start_follow(
     state: &AppState,
-    user: &str,
+    who: &Follower,
     target: &str,
 ) -> AppResult<(bool, Option<Following>)> {
     let urls = Urls::new(state.config());
@@ -88,10 +111,10 @@ pub(crate) async fn start_follow(
     let Some(inbox) = actor.delivery_inbox().map(str::to_owned) else {
         return Err(unreachable(target, &"the actor has no inbox"));
     };
-    let name = user.to_owned();
+    let name = who.name.clone();
     let target_id = actor.ap_id.clone();
     let follow_id = format!("{}/activities/follow/{:016x}", urls.base(), rand::random::<u64>());
-    let activity = follow_activity(&urls, &name, &follow_id, &target_id);
+    let activity = follow_activity(&who.actor, &follow_id, &target_id);
     let (created, row) = state
         .db()
         .run(move |c| {
@@ -116,7 +139,8 @@ async fn follow(
     Auth(auth): Auth,
     ApiJson(req): ApiJson<Target>,
 ) -> AppResult<(StatusCode, axum::Json<Value>)> {
-    let (created, row) = start_follow(&state, &auth.user.username, &req.target).await?;
+    let who = Follower::user(&Urls::new(state.config()), &auth.user.username);
+    let (created, row) = start_follow(&state, &who, &req.target).await?;
     let status = if created {
         StatusCode::ACCEPTED
     } else {
@@ -140,26 +164,34 @@ async fn unfollow(
     Auth(auth): Auth,
     ApiJson(req): ApiJson<Target>,
 ) -> AppResult<StatusCode> {
+    let who = Follower::user(&Urls::new(state.config()), &auth.user.username);
+    stop_follow(&state, &who, &req.target).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops `who` following `target` (handle or actor URL): forgets the follow and queues the
+/// `Undo{Follow}` in one transaction; 404 when there was no follow.
+pub(crate) async fn stop_follow(state: &AppState, who: &Follower, target: &str) -> AppResult<()> {
     let urls = Urls::new(state.config());
-    let name = auth.user.username.clone();
-    let id = actor_id(&state, &req.target).await?;
+    let id = actor_id(state, target).await?;
     let target = id.to_string();
+    let who = who.clone();
     let removed = state
         .db()
         .run(move |c| {
             write_tx(c, |c| -> Result<bool, db::Error> {
-                let Some(row) = follows::outgoing::find(c, &name, &target)? else {
+                let Some(row) = follows::outgoing::find(c, &who.name, &target)? else {
                     return Ok(false);
                 };
                 let undo = json!({
                     "@context": "https://www.w3.org/ns/activitystreams",
                     "id": format!("{}/activities/undo/{:016x}", urls.base(), rand::random::<u64>()),
                     "type": "Undo",
-                    "actor": urls.user(&name),
-                    "object": follow_activity(&urls, &name, &row.follow_id, &target),
+                    "actor": who.actor,
+                    "object": follow_activity(&who.actor, &row.follow_id, &target),
                 });
-                follows::outgoing::remove(c, &name, &target)?;
-                delivery::send(c, &name, &undo, [&row.target_inbox])?;
+                follows::outgoing::remove(c, &who.name, &target)?;
+                delivery::send(c, &who.name, &undo, [&row.target_inbox])?;
                 Ok(true)
             })
         })
@@ -172,7 +204,7 @@ async fn unfollow(
         ));
     }
     state.wake_delivery();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Followers and waiting follow requests (`state`: `accepted` or `pending`), newest first.

@@ -254,7 +254,8 @@ async fn interaction_submit(
     CsrfForm(form): CsrfForm<InteractionForm>,
 ) -> AppResult<Response> {
     let uri = form.uri.trim().to_owned();
-    super::api::start_follow(&state, &auth.user.username, &uri).await?;
+    let who = super::api::Follower::user(&Urls::new(state.config()), &auth.user.username);
+    super::api::start_follow(&state, &who, &uri).await?;
     let back: String = url::form_urlencoded::byte_serialize(uri.as_bytes()).collect();
     Ok(Redirect::to(&format!("/authorize_interaction?uri={back}")).into_response())
 }

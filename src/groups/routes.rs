@@ -43,6 +43,14 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/g/{slug}/settings", get(settings_page).post(settings_submit))
         .route("/g/{slug}/images/{purpose}/remove", post(image_remove_submit))
+        .route("/g/{slug}/follows", post(follow_submit))
+        .route("/g/{slug}/follows/remove", post(unfollow_submit))
+        .route(
+            "/api/v1/groups/{slug}/follows",
+            get(api_group_follows)
+                .post(api_group_follow)
+                .delete(api_group_unfollow),
+        )
         .route("/g/{slug}/join", post(join_submit))
         .route("/g/{slug}/leave", post(leave_submit))
         .route("/g/{slug}/{collection}", get(group_collection))
@@ -137,7 +145,26 @@ struct FormTemplate {
     /// Why the last avatar or banner upload was refused.
     avatar_error: Option<String>,
     banner_error: Option<String>,
-    image_saved: bool,
+    /// A success notice (a translation key).
+    notice: Option<&'static str>,
+    /// Partner groups on other servers this group follows.
+    follows: Vec<Partner>,
+    follow_form: FormState,
+}
+
+/// A group on another server that one of ours follows.
+struct Partner {
+    target: String,
+    accepted: bool,
+    /// The local mirror (slug, title), once the first Announce arrived.
+    mirror: Option<(String, String)>,
+}
+
+/// What went wrong on the settings page besides the main form.
+enum Problem {
+    Image(media::Purpose, String),
+    /// The target as typed, and the sentence.
+    Follow(String, String),
 }
 
 impl FormTemplate {
@@ -200,7 +227,9 @@ async fn new_group_page(
         banner: None,
         avatar_error: None,
         banner_error: None,
-        image_saved: false,
+        notice: None,
+        follows: Vec::new(),
+        follow_form: FormState::new(),
     }))
 }
 
@@ -303,7 +332,9 @@ async fn new_group_submit(
                 banner: None,
                 avatar_error: None,
                 banner_error: None,
-                image_saved: false,
+                notice: None,
+                follows: Vec::new(),
+                follow_form: FormState::new(),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&view)).into_response())
         }
@@ -334,6 +365,8 @@ struct GroupTemplate {
     later: bool,
     avatar: Option<String>,
     banner: Option<String>,
+    /// Mirrors of the partner groups this group follows: (slug, title).
+    partners: Vec<(String, String)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -421,7 +454,7 @@ async fn group_page(
     } else {
         None
     };
-    let (parent, children, members, followers, pending_request, images) = state
+    let (parent, children, members, followers, pending_request, images, partner_groups) = state
         .db()
         .run(move |c| -> Result<_, db::Error> {
             let parent = match g.parent_id {
@@ -447,6 +480,7 @@ async fn group_page(
                 follows::count(c, &g.slug)?,
                 pending,
                 model::images(c, &g)?,
+                partners(c, &g.slug)?,
             ))
         })
         .await?;
@@ -482,6 +516,11 @@ async fn group_page(
         later: before.is_some(),
         avatar: images.avatar.map(|m| m.path),
         banner: images.banner.map(|m| m.path),
+        partners: partner_groups
+            .into_iter()
+            .filter(|p| p.accepted)
+            .filter_map(|p| p.mirror)
+            .collect(),
     });
     response
         .headers_mut()
@@ -690,45 +729,53 @@ async fn settings_page(
 ) -> AppResult<Response> {
     let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
     require(&access, Permission::EditGroup)?;
-    let saved = q.done.as_deref() == Some("image");
-    settings_view(&state, page, auth.user, group, None, None, saved).await
+    let notice = match q.done.as_deref() {
+        Some("image") => Some("image-saved"),
+        Some("follow") => Some("partner-follow-sent"),
+        Some("unfollow") => Some("partner-unfollowed"),
+        _ => None,
+    };
+    settings_view(&state, page, auth.user, group, None, None, notice).await
 }
 
 /// The settings page: the group form (with `form`'s input and errors, else the group's values)
-/// and the image uploads (with `image_error` for the refused one).
+/// the image uploads and the partner groups it follows (with `problem`'s error where it belongs).
 async fn settings_view(
     state: &AppState,
     page: Page,
     user: User,
     group: Group,
     form: Option<FormState>,
-    image_error: Option<(media::Purpose, String)>,
-    image_saved: bool,
+    problem: Option<Problem>,
+    notice: Option<&'static str>,
 ) -> AppResult<Response> {
     let g = group.clone();
-    let (parent_slug, images) = state
+    let (parent_slug, images, follows) = state
         .db()
         .run(move |c| -> Result<_, db::Error> {
             let parent = match g.parent_id {
                 Some(id) => Group::find(c, id)?.map(|p| p.slug),
                 None => None,
             };
-            Ok((parent, model::images(c, &g)?))
+            Ok((parent, model::images(c, &g)?, partners(c, &g.slug)?))
         })
         .await?;
     let parents = parent_options(state, user, Some(group.id)).await?;
-    let status = if form.is_some() || image_error.is_some() {
+    let status = if form.is_some() || problem.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
     };
     let form = form.unwrap_or_else(|| form_from_group(&group, parent_slug));
-    let error_for = |p: media::Purpose| {
-        image_error
-            .as_ref()
-            .filter(|(q, _)| *q == p)
-            .map(|(_, m)| m.clone())
+    let error_for = |p: media::Purpose| match &problem {
+        Some(Problem::Image(q, m)) if *q == p => Some(m.clone()),
+        _ => None,
     };
+    let mut follow_form = FormState::new();
+    if let Some(Problem::Follow(target, message)) = &problem {
+        follow_form = follow_form.with_value("target", target.clone());
+        follow_form.push_error("target", message.clone());
+    }
     let view = FormTemplate {
         page,
         form,
@@ -738,7 +785,9 @@ async fn settings_view(
         banner: images.banner.map(|m| m.path),
         avatar_error: error_for(media::Purpose::Avatar),
         banner_error: error_for(media::Purpose::Banner),
-        image_saved,
+        notice,
+        follows,
+        follow_form,
     };
     Ok((status, render(&view)).into_response())
 }
@@ -767,7 +816,7 @@ async fn settings_submit(
         }
         Err(e @ Error::Invalid { .. }) => {
             let values = form_error(&page, &e, form.values());
-            settings_view(&state, page, auth.user, group, Some(values), None, false).await
+            settings_view(&state, page, auth.user, group, Some(values), None, None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -792,6 +841,132 @@ async fn set_image(
         .await?;
     state.wake_delivery();
     Ok(updated)
+}
+
+/// The partner groups `slug` follows, with their mirrors.
+fn partners(c: &mut db::DbConn, slug: &str) -> Result<Vec<Partner>, db::Error> {
+    let mut out = Vec::new();
+    for f in follows::outgoing::list(c, slug)? {
+        let mirror = Group::by_ap_id(c, &f.target_ap_id)?.map(|g| (g.slug, g.title));
+        out.push(Partner {
+            accepted: f.state == "accepted",
+            target: f.target_ap_id,
+            mirror,
+        });
+    }
+    Ok(out)
+}
+
+/// Only our public groups follow others: internal ones are never federated.
+fn may_follow(group: &Group) -> Result<(), Error> {
+    if group.federates() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("error-group-follow-internal"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct FollowForm {
+    #[serde(default)]
+    target: String,
+}
+
+async fn follow_submit(
+    State(state): State<AppState>,
+    page: Page,
+    Auth(auth): Auth,
+    Path(slug): Path<String>,
+    CsrfForm(form): CsrfForm<FollowForm>,
+) -> AppResult<Response> {
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::EditGroup)?;
+    may_follow(&group)?;
+    let who = crate::federation::api::Follower::group(&Urls::new(state.config()), &group.slug);
+    let target = form.target.trim().trim_start_matches('@').to_owned();
+    match crate::federation::api::start_follow(&state, &who, &target).await {
+        Ok(_) => Ok(Redirect::to(&format!("/g/{}/settings?done=follow", group.slug)).into_response()),
+        Err(e) if e.status.is_client_error() => {
+            let problem = Problem::Follow(form.target, e.localized(page.lang));
+            settings_view(&state, page, auth.user, group, None, Some(problem), None).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn unfollow_submit(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(slug): Path<String>,
+    CsrfForm(form): CsrfForm<FollowForm>,
+) -> AppResult<Response> {
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::EditGroup)?;
+    let who = crate::federation::api::Follower::group(&Urls::new(state.config()), &group.slug);
+    crate::federation::api::stop_follow(&state, &who, &form.target).await?;
+    Ok(Redirect::to(&format!("/g/{}/settings?done=unfollow", group.slug)).into_response())
+}
+
+fn partners_json(partners: &[Partner]) -> Value {
+    json!(
+        partners
+            .iter()
+            .map(|p| json!({
+                "target": p.target,
+                "state": if p.accepted { "accepted" } else { "pending" },
+                "mirror": p.mirror.as_ref().map(|(slug, _)| slug),
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// `GET /api/v1/groups/{slug}/follows`: the partner groups this group follows.
+async fn api_group_follows(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(slug): Path<String>,
+) -> AppResult<axum::Json<Value>> {
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::EditGroup)?;
+    let list = state.db().run(move |c| partners(c, &group.slug)).await?;
+    Ok(axum::Json(partners_json(&list)))
+}
+
+#[derive(Debug, Deserialize)]
+struct FollowTarget {
+    target: String,
+}
+
+async fn api_group_follow(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(slug): Path<String>,
+    ApiJson(req): ApiJson<FollowTarget>,
+) -> AppResult<(StatusCode, axum::Json<Value>)> {
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::EditGroup)?;
+    may_follow(&group)?;
+    let who = crate::federation::api::Follower::group(&Urls::new(state.config()), &group.slug);
+    let (created, row) = crate::federation::api::start_follow(&state, &who, &req.target).await?;
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(json!(row))))
+}
+
+async fn api_group_unfollow(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(slug): Path<String>,
+    ApiJson(req): ApiJson<FollowTarget>,
+) -> AppResult<StatusCode> {
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::EditGroup)?;
+    let who = crate::federation::api::Follower::group(&Urls::new(state.config()), &group.slug);
+    crate::federation::api::stop_follow(&state, &who, &req.target).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Routes that take uploads; the app gives them a larger body limit.
@@ -830,8 +1005,8 @@ async fn image_submit(
                 auth.user,
                 group,
                 None,
-                Some((purpose, message)),
-                false,
+                Some(Problem::Image(purpose, message)),
+                None,
             )
             .await
         }

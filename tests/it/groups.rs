@@ -17,6 +17,7 @@ crate::backend_tests!(
     group_pages_and_forms,
     a_remote_user_follows_a_group,
     a_partner_group_is_mirrored,
+    a_group_follows_a_partner_group,
 );
 
 const PW: &str = "correct horse battery";
@@ -969,4 +970,184 @@ async fn a_partner_group_is_mirrored(b: Backend) {
             .all(|t| t["title"] != "Nur hier"),
         "no delivery after the unfollow: {list}"
     );
+}
+
+/// A group on B follows group G on A: B mirrors G's threads, lists the partner, B's members
+/// reply there; A sees B's group as a follower; unfollowing stops the mirror's updates.
+async fn a_group_follows_a_partner_group(b: Backend) {
+    let Some(a) = TestServer::start(b).await else {
+        return;
+    };
+    let Some(bsrv) = TestServer::start(b).await else {
+        return;
+    };
+    a.create_user("admin_anna", PW, Role::Admin).await;
+    a.create_user("mia", PW, Role::Member).await;
+    bsrv.create_user("admin_bea", PW, Role::Admin).await;
+    bsrv.create_user("bob", PW, Role::Member).await;
+    let admin_a = a.token("admin_anna", PW).await;
+    let mia = a.token("mia", PW).await;
+    let admin_b = bsrv.token("admin_bea", PW).await;
+    let bob = bsrv.token("bob", PW).await;
+    let c = reqwest::Client::new();
+    use reqwest::Method as M;
+    api(
+        &c,
+        M::POST,
+        a.at("/api/v1/groups"),
+        &admin_a,
+        Some(json!({"slug": "stadtwerke", "title": "Stadtwerke"})),
+    )
+    .await;
+    api(&c, M::POST, a.at("/api/v1/groups/stadtwerke/join"), &mia, None).await;
+    api(
+        &c,
+        M::POST,
+        bsrv.at("/api/v1/groups"),
+        &admin_b,
+        Some(json!({"slug": "quartier", "title": "Quartier"})),
+    )
+    .await;
+    let (status, _) = api(
+        &c,
+        M::POST,
+        bsrv.at("/api/v1/groups"),
+        &admin_b,
+        Some(json!({"slug": "intern", "title": "Intern", "visibility": "internal"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let a_host = a.url.trim_start_matches("http://").to_owned();
+    let target = format!("stadtwerke@{a_host}");
+
+    // Only who may edit the group, and only public groups, follow.
+    let (status, _) = api(
+        &c,
+        M::POST,
+        bsrv.at("/api/v1/groups/quartier/follows"),
+        &bob,
+        Some(json!({"target": target})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, err) = api(
+        &c,
+        M::POST,
+        bsrv.at("/api/v1/groups/intern/follows"),
+        &admin_b,
+        Some(json!({"target": target})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("Internal groups"),
+        "{err}"
+    );
+
+    // Through the settings page; an unknown handle gets its sentence next to the field.
+    let web = browser();
+    login(&bsrv, &web, "admin_bea", PW).await;
+    let csrf = csrf_of(&web, &bsrv.at("/g/quartier/settings")).await;
+    let res = web
+        .post(bsrv.at("/g/quartier/follows"))
+        .form(&[("csrf", csrf.as_str()), ("target", &format!("niemand@{a_host}"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"target-error\""), "{html}");
+    let res = web
+        .post(bsrv.at("/g/quartier/follows"))
+        .form(&[("csrf", csrf.as_str()), ("target", &format!("@{target}"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let follows_url = bsrv.at("/api/v1/groups/quartier/follows");
+    wait_until("the Accept for the group", || async {
+        api(&c, M::GET, follows_url.clone(), &admin_b, None).await.1[0]["state"] == "accepted"
+    })
+    .await;
+    let (_, followers) = api(&c, M::GET, a.at("/api/v1/groups/stadtwerke"), &admin_a, None).await;
+    assert_eq!(followers["followers"], 1);
+    // A group's followers are counted, not listed (like Lemmy's communities).
+    let followers_doc = crate::support::ap_get(a.at("/g/stadtwerke/followers")).await;
+    assert_eq!(followers_doc["totalItems"], 1, "{followers_doc}");
+
+    // A thread on A is mirrored on B and the partner shows on B's group page.
+    let (_, t) = api(
+        &c,
+        M::POST,
+        a.at("/api/v1/groups/stadtwerke/threads"),
+        &mia,
+        Some(json!({"title": "Ladesäulen", "body": "Wo fehlen **Ladesäulen**?"})),
+    )
+    .await;
+    let a_tid = t["id"].as_i64().unwrap();
+    let list_url = bsrv.at(&format!("/api/v1/groups/{target}/threads"));
+    wait_until("the mirrored thread on B", || async {
+        api(&c, M::GET, list_url.clone(), &bob, None).await.1["items"][0]["title"] == "Ladesäulen"
+    })
+    .await;
+    let (_, follows) = api(&c, M::GET, follows_url.clone(), &admin_b, None).await;
+    assert_eq!(follows[0]["mirror"], target.as_str());
+    let page = get_text(&browser(), &bsrv.at("/g/quartier")).await;
+    assert!(
+        page.contains(&format!("href=\"/g/{target}\"")),
+        "the group page links the partner"
+    );
+    let settings = get_text(&web, &bsrv.at("/g/quartier/settings")).await;
+    assert!(settings.contains("Stadtwerke") && settings.contains("/g/quartier/follows/remove"));
+
+    // bob on B replies in the mirror; it lands on A.
+    let (_, list) = api(&c, M::GET, list_url.clone(), &bob, None).await;
+    let b_tid = list["items"][0]["id"].as_i64().unwrap();
+    let (status, _) = api(
+        &c,
+        M::POST,
+        bsrv.at(&format!("/api/v1/threads/{b_tid}/replies")),
+        &bob,
+        Some(json!({"body": "Am Bahnhof."})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    wait_until("bob's reply on A", || async {
+        api(&c, M::GET, a.at(&format!("/api/v1/threads/{a_tid}")), &mia, None)
+            .await
+            .1["reply_count"]
+            == 1
+    })
+    .await;
+
+    // Unfollow through the page: A forgets the follower, new threads stay on A.
+    let res = web
+        .post(bsrv.at("/g/quartier/follows/remove"))
+        .form(&[("csrf", csrf.as_str()), ("target", &a.at("/g/stadtwerke"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    wait_until("A forgets the group follower", || async {
+        api(&c, M::GET, a.at("/api/v1/groups/stadtwerke"), &admin_a, None)
+            .await
+            .1["followers"]
+            == 0
+    })
+    .await;
+    api(
+        &c,
+        M::POST,
+        a.at("/api/v1/groups/stadtwerke/threads"),
+        &mia,
+        Some(json!({"title": "Nur auf A", "body": "x"})),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, list) = api(&c, M::GET, list_url.clone(), &bob, None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let (_, follows) = api(&c, M::GET, follows_url, &admin_b, None).await;
+    assert_eq!(follows, json!([]));
+    a.stop().await;
+    bsrv.stop().await;
 }

@@ -440,3 +440,17 @@ image-current = Aktuelles Bild
 image-saved = Das Bild wurde gespeichert.
 action-upload = Hochladen
 action-remove-image = Bild entfernen
+
+# Partnergruppen (eine Gruppe folgt Gruppen auf anderen Servern)
+group-partners = Partnergruppen
+group-partners-intro = Diese Gruppe kann Gruppen auf anderen Servern folgen (einem anderen Agora, Lemmy, NodeBB). Deren Themen erscheinen dann hier als schreibgeschützte Kopie, und Mitglieder können darauf antworten.
+group-partners-followed = Folgt:
+field-partner-target = Gruppe, der gefolgt werden soll
+hint-partner-target = Ihre Adresse, zum Beispiel stadtwerke@agora.example.org, oder ihre URL.
+partner-accepted = gefolgt
+partner-pending = wartet auf Bestätigung
+partner-follow-sent = Die Folgeanfrage wurde gesendet.
+partner-unfollowed = Der Gruppe wird nicht mehr gefolgt.
+action-follow = Folgen
+action-unfollow = Nicht mehr folgen
+error-group-follow-internal = Interne Gruppen werden nie föderiert und können daher keinen Gruppen auf anderen Servern folgen.

@@ -440,3 +440,17 @@ image-current = Current image
 image-saved = The image was saved.
 action-upload = Upload
 action-remove-image = Remove image
+
+# Partner groups (a group following groups on other servers)
+group-partners = Partner groups
+group-partners-intro = This group can follow groups on other servers (another Agora, Lemmy, NodeBB). Their threads then appear here as read-only copies, and members can reply to them.
+group-partners-followed = Follows:
+field-partner-target = Group to follow
+hint-partner-target = Its address, for example stadtwerke@agora.example.org, or its URL.
+partner-accepted = followed
+partner-pending = waiting for approval
+partner-follow-sent = The follow request was sent.
+partner-unfollowed = The group is no longer followed.
+action-follow = Follow
+action-unfollow = Unfollow
+error-group-follow-internal = Internal groups are never federated, so they cannot follow groups on other servers.
