@@ -228,6 +228,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    invitations (id) {
+        id -> BigInt,
+        group_id -> BigInt,
+        user_id -> BigInt,
+        role -> Text,
+        invited_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     profile_images (owner, purpose) {
         owner -> Text,
         purpose -> Text,
@@ -370,6 +381,7 @@ diesel::joinable!(notifications -> users (user_id));
 diesel::joinable!(role_permissions -> roles (role));
 diesel::joinable!(threads -> groups (group_id));
 diesel::joinable!(profile_images -> media (media_id));
+diesel::joinable!(invitations -> groups (group_id));
 diesel::joinable!(profile_images -> local_names (owner));
 diesel::joinable!(posts -> threads (thread_id));
 diesel::joinable!(posts -> remote_actors (author_remote_id));
@@ -406,4 +418,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     moderation_log,
     media,
     profile_images,
+    invitations,
 );

@@ -37,6 +37,8 @@ pub enum Error {
     NotMember,
     LastLead,
     RequestNotFound,
+    AlreadyInvited(String),
+    InvitationNotFound,
     ThreadNotFound,
     /// The thread is locked: no new replies.
     Locked,
@@ -70,6 +72,8 @@ impl Error {
             Self::NotMember => ("error-group-not-member", vec![]),
             Self::LastLead => ("error-group-last-lead", vec![]),
             Self::RequestNotFound => ("error-join-request-not-found", vec![]),
+            Self::AlreadyInvited(n) => ("error-already-invited", vec![("name", n.clone())]),
+            Self::InvitationNotFound => ("error-invitation-not-found", vec![]),
             Self::ThreadNotFound => ("error-thread-not-found", vec![]),
             Self::Locked => ("error-thread-locked", vec![]),
             Self::Gone => ("error-post-gone", vec![]),
@@ -81,12 +85,16 @@ impl Error {
         use axum::http::StatusCode;
         match self {
             Self::Invalid { .. } | Self::UnknownRole(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::SlugTaken(_) | Self::AlreadyMember | Self::RequestPending | Self::LastLead => {
-                StatusCode::CONFLICT
-            }
-            Self::NotFound(_) | Self::UserNotFound(_) | Self::RequestNotFound | Self::ThreadNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Self::SlugTaken(_)
+            | Self::AlreadyMember
+            | Self::RequestPending
+            | Self::LastLead
+            | Self::AlreadyInvited(_) => StatusCode::CONFLICT,
+            Self::NotFound(_)
+            | Self::UserNotFound(_)
+            | Self::RequestNotFound
+            | Self::InvitationNotFound
+            | Self::ThreadNotFound => StatusCode::NOT_FOUND,
             Self::Locked => StatusCode::FORBIDDEN,
             Self::Gone => StatusCode::GONE,
             Self::Forbidden(_) | Self::InviteOnly | Self::NotMember => StatusCode::FORBIDDEN,
@@ -110,6 +118,8 @@ impl Error {
             Self::NotMember => "not_member",
             Self::LastLead => "last_lead",
             Self::RequestNotFound => "request_not_found",
+            Self::AlreadyInvited(_) => "already_invited",
+            Self::InvitationNotFound => "invitation_not_found",
             Self::ThreadNotFound => "thread_not_found",
             Self::Locked => "thread_locked",
             Self::Gone => "gone",

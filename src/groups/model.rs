@@ -356,3 +356,89 @@ pub fn mark_read(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
 pub fn images(conn: &mut DbConn, group: &Group) -> QueryResult<crate::media::model::Images> {
     crate::media::model::images_of(conn, &group.slug)
 }
+
+/// An open invitation into a group, with the names pages and the API show.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invitation {
+    pub id: i64,
+    #[serde(skip)]
+    pub group_id: i64,
+    pub group: String,
+    pub group_title: String,
+    pub username: String,
+    pub role: String,
+    pub invited_by: Option<String>,
+    #[serde(serialize_with = "crate::db::utc::serialize")]
+    pub created_at: NaiveDateTime,
+}
+
+/// Open invitations into a group (`Some(group_id)`) or of a user (`None`, then `user_id`),
+/// oldest first.
+fn invitations_where(
+    conn: &mut DbConn,
+    group_id: Option<i64>,
+    user_id: Option<i64>,
+) -> QueryResult<Vec<Invitation>> {
+    use crate::db::schema::invitations;
+    let mut q = invitations::table
+        .inner_join(groups::table)
+        .inner_join(users::table.on(users::id.eq(invitations::user_id)))
+        .select((
+            invitations::id,
+            invitations::group_id,
+            groups::slug,
+            groups::title,
+            users::username,
+            invitations::role,
+            invitations::invited_by,
+            invitations::created_at,
+        ))
+        .order(invitations::id)
+        .into_boxed();
+    if let Some(g) = group_id {
+        q = q.filter(invitations::group_id.eq(g));
+    }
+    if let Some(u) = user_id {
+        q = q.filter(invitations::user_id.eq(u));
+    }
+    let rows: Vec<(
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        Option<i64>,
+        NaiveDateTime,
+    )> = q.load(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, group_id, group, group_title, username, role, by, created_at) in rows {
+        let invited_by = match by {
+            Some(by) => users::table
+                .find(by)
+                .select(users::username)
+                .first(conn)
+                .optional()?,
+            None => None,
+        };
+        out.push(Invitation {
+            id,
+            group_id,
+            group,
+            group_title,
+            username,
+            role,
+            invited_by,
+            created_at,
+        });
+    }
+    Ok(out)
+}
+
+pub fn invitations_to(conn: &mut DbConn, group_id: i64) -> QueryResult<Vec<Invitation>> {
+    invitations_where(conn, Some(group_id), None)
+}
+
+pub fn invitations_of(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<Invitation>> {
+    invitations_where(conn, None, Some(user_id))
+}

@@ -576,6 +576,8 @@ struct MembersTemplate {
     follow_requests: Vec<follows::Follower>,
     roles: Vec<String>,
     form: FormState,
+    invitations: Vec<model::Invitation>,
+    notice: Option<&'static str>,
 }
 
 async fn members_view(
@@ -584,10 +586,11 @@ async fn members_view(
     group: Group,
     access: Access,
     form: FormState,
+    notice: Option<&'static str>,
 ) -> AppResult<Response> {
     let g = group.clone();
     let manage = access.can(Permission::ManageMembers);
-    let (members, requests, follow_requests, roles) = state
+    let (members, requests, follow_requests, roles, invitations) = state
         .db()
         .run(move |c| -> Result<_, db::Error> {
             Ok((
@@ -603,6 +606,11 @@ async fn members_view(
                     Vec::new()
                 },
                 model::role_tokens(c)?,
+                if manage {
+                    model::invitations_to(c, g.id)?
+                } else {
+                    Vec::new()
+                },
             ))
         })
         .await?;
@@ -615,6 +623,8 @@ async fn members_view(
         follow_requests,
         roles,
         form,
+        invitations,
+        notice,
     }))
 }
 
@@ -623,10 +633,16 @@ async fn members_page(
     page: Page,
     MaybeAuth(auth): MaybeAuth,
     Path(slug): Path<String>,
+    Query(q): Query<NoticeQuery>,
 ) -> AppResult<Response> {
     let user = auth.map(|a| a.user);
     let (group, access) = load(&state, &slug, user.as_ref()).await?;
-    members_view(&state, page, group, access, FormState::new()).await
+    let notice = match q.done.as_deref() {
+        Some("invited") => Some("group-invitation-sent"),
+        Some("withdrawn") => Some("group-invitation-withdrawn"),
+        _ => None,
+    };
+    members_view(&state, page, group, access, FormState::new(), notice).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -635,6 +651,9 @@ struct AddMemberForm {
     username: String,
     #[serde(default)]
     role: String,
+    /// `invite` (the user accepts or declines) or `add` (at once).
+    #[serde(default)]
+    action: String,
 }
 
 async fn members_submit(
@@ -646,19 +665,31 @@ async fn members_submit(
 ) -> AppResult<Response> {
     let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
     require(&access, Permission::ManageMembers)?;
-    let g = group.clone();
+    let (g, by) = (group.clone(), auth.user.clone());
     let (name, role) = (form.username.clone(), form.role.clone());
-    match state
+    let invite = form.action == "invite";
+    let done = state
         .db()
-        .run(move |c| rules::add_member(c, &g, &name, &role))
-        .await
-    {
-        Ok(_) => Ok(Redirect::to(&format!("/g/{}/members", group.slug)).into_response()),
-        Err(e @ (Error::UserNotFound(_) | Error::UnknownRole(_))) => {
-            let field = if matches!(e, Error::UserNotFound(_)) {
-                "username"
+        .run(move |c| {
+            if invite {
+                rules::invite(c, &g, &name, &role, &by).map(|_| "?done=invited")
             } else {
+                rules::add_member(c, &g, &name, &role).map(|_| "")
+            }
+        })
+        .await;
+    match done {
+        Ok(done) => Ok(Redirect::to(&format!("/g/{}/members{done}", group.slug)).into_response()),
+        Err(
+            e @ (Error::UserNotFound(_)
+            | Error::UnknownRole(_)
+            | Error::AlreadyMember
+            | Error::AlreadyInvited(_)),
+        ) => {
+            let field = if matches!(e, Error::UnknownRole(_)) {
                 "role"
+            } else {
+                "username"
             };
             let mut values = FormState::new()
                 .with_value("username", form.username)
@@ -666,7 +697,7 @@ async fn members_submit(
             let (key, args) = e.message_key();
             let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
             values.error(page.lang, field, key, &args);
-            let response = members_view(&state, page, group, access, values).await?;
+            let response = members_view(&state, page, group, access, values, None).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, response).into_response())
         }
         Err(e) => Err(e.into()),
@@ -1457,6 +1488,147 @@ pub fn notification_routes() -> Router<AppState> {
         .route("/notifications", get(notifications_page))
         .route("/notifications/read", post(notifications_read))
         .route("/api/v1/notifications", get(api_notifications))
+        .route("/invitations/{id}/{decision}", post(invitation_answer_submit))
+        .route(
+            "/g/{slug}/invitations/{id}/withdraw",
+            post(invitation_withdraw_submit),
+        )
+        .route("/api/v1/me/invitations", get(api_my_invitations))
+        .route(
+            "/api/v1/me/invitations/{id}/{decision}",
+            post(api_answer_invitation),
+        )
+        .route(
+            "/api/v1/groups/{slug}/invitations",
+            get(api_group_invitations).post(api_invite),
+        )
+        .route(
+            "/api/v1/groups/{slug}/invitations/{id}",
+            axum::routing::delete(api_withdraw_invitation),
+        )
+}
+
+fn accepts(decision: &str) -> AppResult<bool> {
+    match decision {
+        "accept" => Ok(true),
+        "decline" => Ok(false),
+        _ => Err(AppError::not_found()),
+    }
+}
+
+async fn invitation_answer_submit(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((id, decision)): Path<(i64, String)>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> AppResult<Response> {
+    let accept = accepts(&decision)?;
+    let user = auth.user.clone();
+    let group = state
+        .db()
+        .run(move |c| rules::answer_invitation(c, &user, id, accept))
+        .await?;
+    Ok(if accept {
+        Redirect::to(&format!("/g/{}?done=joined", group.slug)).into_response()
+    } else {
+        Redirect::to("/notifications?done=declined").into_response()
+    })
+}
+
+async fn invitation_withdraw_submit(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((slug, id)): Path<(String, i64)>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> AppResult<Response> {
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::ManageMembers)?;
+    let g = group.clone();
+    state
+        .db()
+        .run(move |c| rules::withdraw_invitation(c, &g, id))
+        .await?;
+    Ok(Redirect::to(&format!("/g/{}/members?done=withdrawn", group.slug)).into_response())
+}
+
+/// `GET /api/v1/me/invitations`: the groups the signed-in user is invited to.
+async fn api_my_invitations(State(state): State<AppState>, Auth(auth): Auth) -> AppResult<axum::Json<Value>> {
+    let id = auth.user.id;
+    let list = state
+        .db()
+        .run(move |c| model::invitations_of(c, id).map_err(db::Error::from))
+        .await?;
+    Ok(axum::Json(json!(list)))
+}
+
+async fn api_answer_invitation(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((id, decision)): Path<(i64, String)>,
+) -> AppResult<axum::Json<Value>> {
+    let accept = accepts(&decision)?;
+    let user = auth.user.clone();
+    let group = state
+        .db()
+        .run(move |c| rules::answer_invitation(c, &user, id, accept))
+        .await?;
+    let (_, access) = load(&state, &group.slug, Some(&auth.user)).await?;
+    api_group_answer(&state, group, &access).await
+}
+
+async fn api_group_invitations(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(slug): Path<String>,
+) -> AppResult<axum::Json<Value>> {
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::ManageMembers)?;
+    let list = state
+        .db()
+        .run(move |c| model::invitations_to(c, group.id).map_err(db::Error::from))
+        .await?;
+    Ok(axum::Json(json!(list)))
+}
+
+#[derive(Debug, Deserialize)]
+struct InviteRequest {
+    username: String,
+    #[serde(default = "default_role")]
+    role: String,
+}
+
+fn default_role() -> String {
+    "member".into()
+}
+
+async fn api_invite(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(slug): Path<String>,
+    ApiJson(req): ApiJson<InviteRequest>,
+) -> AppResult<(StatusCode, axum::Json<Value>)> {
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::ManageMembers)?;
+    let by = auth.user.clone();
+    let invitation = state
+        .db()
+        .run(move |c| rules::invite(c, &group, &req.username, &req.role, &by))
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(json!(invitation))))
+}
+
+async fn api_withdraw_invitation(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((slug, id)): Path<(String, i64)>,
+) -> AppResult<StatusCode> {
+    let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
+    require(&access, Permission::ManageMembers)?;
+    state
+        .db()
+        .run(move |c| rules::withdraw_invitation(c, &group, id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Template)]
@@ -1465,6 +1637,8 @@ struct NotificationsTemplate {
     page: Page,
     items: Vec<(model::Notification, String)>,
     unread: i64,
+    invitations: Vec<model::Invitation>,
+    declined: bool,
 }
 
 fn sentence(lang: crate::web::i18n::Lang, n: &model::Notification) -> String {
@@ -1477,12 +1651,17 @@ async fn notifications_page(
     State(state): State<AppState>,
     page: Page,
     Auth(auth): Auth,
+    Query(q): Query<NoticeQuery>,
 ) -> AppResult<Response> {
     let id = auth.user.id;
-    let (list, unread) = state
+    let (list, unread, invitations) = state
         .db()
         .run(move |c| -> Result<_, db::Error> {
-            Ok((model::notifications_of(c, id, 100)?, model::unread_count(c, id)?))
+            Ok((
+                model::notifications_of(c, id, 100)?,
+                model::unread_count(c, id)?,
+                model::invitations_of(c, id)?,
+            ))
         })
         .await?;
     let items = list.into_iter().map(|n| {
@@ -1490,7 +1669,13 @@ async fn notifications_page(
         (n, text)
     });
     let items = items.collect();
-    Ok(render(&NotificationsTemplate { page, items, unread }))
+    Ok(render(&NotificationsTemplate {
+        page,
+        items,
+        unread,
+        invitations,
+        declined: q.done.as_deref() == Some("declined"),
+    }))
 }
 
 async fn notifications_read(

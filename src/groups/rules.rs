@@ -512,6 +512,107 @@ pub fn decide_request(
     })
 }
 
+/// Invites `username` into `group` with `role` (the inviter needs manage_members; checked by
+/// the caller). The user is told by a notification and accepts or declines.
+pub fn invite(
+    conn: &mut DbConn,
+    group: &Group,
+    username: &str,
+    role: &str,
+    by: &User,
+) -> Result<model::Invitation> {
+    use crate::db::schema::invitations;
+    if group.is_remote() {
+        return Err(Error::Forbidden("error-group-remote"));
+    }
+    let role = known_role(conn, role)?;
+    let user = User::by_username(conn, username)?
+        .filter(|u| u.status() == Status::Active)
+        .ok_or_else(|| Error::UserNotFound(username.trim().to_owned()))?;
+    write_tx(conn, |conn| {
+        if !model::roles_of(conn, group.id, user.id)?.is_empty() {
+            return Err(Error::AlreadyMember);
+        }
+        let open: i64 = invitations::table
+            .filter(invitations::group_id.eq(group.id))
+            .filter(invitations::user_id.eq(user.id))
+            .count()
+            .get_result(conn)?;
+        if open > 0 {
+            return Err(Error::AlreadyInvited(user.username.clone()));
+        }
+        diesel::insert_into(invitations::table)
+            .values((
+                invitations::group_id.eq(group.id),
+                invitations::user_id.eq(user.id),
+                invitations::role.eq(&role),
+                invitations::invited_by.eq(by.id),
+                invitations::created_at.eq(crate::db::now()),
+            ))
+            .execute(conn)?;
+        model::notify(
+            conn,
+            user.id,
+            "notification-invited",
+            &[("name", &by.username), ("group", &group.title)],
+            "/notifications",
+        )?;
+        model::invitations_to(conn, group.id)?
+            .into_iter()
+            .find(|i| i.username == user.username)
+            .ok_or(Error::InvitationNotFound)
+    })
+}
+
+/// The invited user accepts (joins with the invitation's role) or declines; whoever invited is
+/// told. Returns the group.
+pub fn answer_invitation(conn: &mut DbConn, user: &User, invitation_id: i64, accept: bool) -> Result<Group> {
+    use crate::db::schema::invitations;
+    write_tx(conn, |conn| {
+        let row: Option<(i64, String, Option<i64>)> = invitations::table
+            .filter(invitations::id.eq(invitation_id))
+            .filter(invitations::user_id.eq(user.id))
+            .select((invitations::group_id, invitations::role, invitations::invited_by))
+            .first(conn)
+            .optional()?;
+        let (group_id, role, by) = row.ok_or(Error::InvitationNotFound)?;
+        let group = Group::find(conn, group_id)?.ok_or(Error::InvitationNotFound)?;
+        diesel::delete(invitations::table.find(invitation_id)).execute(conn)?;
+        if accept {
+            add_role_in(conn, &group, user.id, &role)?;
+        }
+        if let Some(by) = by {
+            model::notify(
+                conn,
+                by,
+                if accept {
+                    "notification-invitation-accepted"
+                } else {
+                    "notification-invitation-declined"
+                },
+                &[("name", &user.username), ("group", &group.title)],
+                &format!("/g/{}/members", group.slug),
+            )?;
+        }
+        Ok(group)
+    })
+}
+
+/// Withdraws an open invitation (manage_members, checked by the caller).
+pub fn withdraw_invitation(conn: &mut DbConn, group: &Group, invitation_id: i64) -> Result<()> {
+    use crate::db::schema::invitations;
+    let n = diesel::delete(
+        invitations::table
+            .filter(invitations::id.eq(invitation_id))
+            .filter(invitations::group_id.eq(group.id)),
+    )
+    .execute(conn)?;
+    if n == 0 {
+        return Err(Error::InvitationNotFound);
+    }
+    Ok(())
+}
+
 /// One node of the group tree as a page shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TreeNode {

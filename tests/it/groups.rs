@@ -18,6 +18,7 @@ crate::backend_tests!(
     a_remote_user_follows_a_group,
     a_partner_group_is_mirrored,
     a_group_follows_a_partner_group,
+    invitations_into_invite_groups,
 );
 
 const PW: &str = "correct horse battery";
@@ -1150,4 +1151,211 @@ async fn a_group_follows_a_partner_group(b: Backend) {
     assert_eq!(follows, json!([]));
     a.stop().await;
     bsrv.stop().await;
+}
+
+/// An invite-only group: joining without an invitation is refused; a lead invites (API and
+/// members page), the invitee is notified and accepts or declines; duplicates and strangers'
+/// answers are refused; a withdrawn invitation cannot be accepted.
+async fn invitations_into_invite_groups(b: Backend) {
+    let Some(srv) = TestServer::start(b).await else {
+        return;
+    };
+    srv.create_user("admin_anna", PW, Role::Admin).await;
+    srv.create_user("lea", PW, Role::Member).await;
+    srv.create_user("max", PW, Role::Member).await;
+    srv.create_user("ole", PW, Role::Member).await;
+    let admin = srv.token("admin_anna", PW).await;
+    let lea = srv.token("lea", PW).await;
+    let max = srv.token("max", PW).await;
+    let ole = srv.token("ole", PW).await;
+    let c = reqwest::Client::new();
+    use reqwest::Method as M;
+    let (status, _) = api(
+        &c,
+        M::POST,
+        srv.at("/api/v1/groups"),
+        &admin,
+        Some(json!({"slug": "lenkung", "title": "Lenkungskreis", "join_mode": "invite", "visibility": "internal"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    api(
+        &c,
+        M::POST,
+        srv.at("/api/v1/groups/lenkung/members"),
+        &admin,
+        Some(json!({"username": "lea", "role": "lead"})),
+    )
+    .await;
+    let (status, err) = api(&c, M::POST, srv.at("/api/v1/groups/lenkung/join"), &max, None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "an internal group does not exist for max: {err}"
+    );
+
+    // lea (lead) invites max as steering_committee; max (no right) cannot invite.
+    let invite = |token: String, who: &'static str, role: &'static str| {
+        let c = c.clone();
+        let url = srv.at("/api/v1/groups/lenkung/invitations");
+        async move {
+            api(
+                &c,
+                M::POST,
+                url,
+                &token,
+                Some(json!({"username": who, "role": role})),
+            )
+            .await
+        }
+    };
+    let (status, inv) = invite(lea.clone(), "max", "steering_committee").await;
+    assert_eq!(status, StatusCode::CREATED, "{inv}");
+    assert_eq!(inv["role"], "steering_committee");
+    assert_eq!(inv["invited_by"], "lea");
+    let (status, err) = invite(lea.clone(), "max", "member").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(err["error"], "already_invited");
+    let (status, _) = invite(lea.clone(), "lea", "member").await;
+    assert_eq!(status, StatusCode::CONFLICT, "members are not invited");
+    let (status, _) = invite(lea.clone(), "niemand", "member").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = invite(lea.clone(), "ole", "chef").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = invite(ole.clone(), "max", "member").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "ole sees no internal group");
+
+    // max is notified, sees the invitation, ole cannot answer it.
+    let (_, notes) = api(&c, M::GET, srv.at("/api/v1/notifications"), &max, None).await;
+    assert!(
+        notes
+            .to_string()
+            .contains("lea invited you to join Lenkungskreis"),
+        "{notes}"
+    );
+    let (_, mine) = api(&c, M::GET, srv.at("/api/v1/me/invitations"), &max, None).await;
+    assert_eq!(mine[0]["group"], "lenkung");
+    let id = mine[0]["id"].as_i64().unwrap();
+    let (status, _) = api(
+        &c,
+        M::POST,
+        srv.at(&format!("/api/v1/me/invitations/{id}/accept")),
+        &ole,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, g) = api(
+        &c,
+        M::POST,
+        srv.at(&format!("/api/v1/me/invitations/{id}/accept")),
+        &max,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{g}");
+    assert_eq!(g["my_roles"], json!(["steering_committee"]));
+    let (status, _) = api(
+        &c,
+        M::POST,
+        srv.at(&format!("/api/v1/me/invitations/{id}/accept")),
+        &max,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "answered once");
+    let (_, notes) = api(&c, M::GET, srv.at("/api/v1/notifications"), &lea, None).await;
+    assert!(
+        notes.to_string().contains("max accepted the invitation"),
+        "{notes}"
+    );
+
+    // Through the pages: lea invites ole on the members page; ole declines on /notifications.
+    let web = browser();
+    login(&srv, &web, "lea", PW).await;
+    let csrf = csrf_of(&web, &srv.at("/g/lenkung/members")).await;
+    let res = web
+        .post(srv.at("/g/lenkung/members"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "ole"),
+            ("role", "partner"),
+            ("action", "invite"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let members = get_text(&web, &srv.at("/g/lenkung/members?done=invited")).await;
+    assert!(members.contains("Die Einladung wurde verschickt") && members.contains("/withdraw"));
+    let res = web
+        .post(srv.at("/g/lenkung/members"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "ole"),
+            ("role", "partner"),
+            ("action", "invite"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap().contains("id=\"username-error\""));
+    let ole_web = browser();
+    login(&srv, &ole_web, "ole", PW).await;
+    let page = get_text(&ole_web, &srv.at("/notifications")).await;
+    assert!(
+        page.contains("Lenkungskreis") && page.contains("/accept"),
+        "{page}"
+    );
+    let (_, mine) = api(&c, M::GET, srv.at("/api/v1/me/invitations"), &ole, None).await;
+    let ole_inv = mine[0]["id"].as_i64().unwrap();
+    let ole_csrf = csrf_of(&ole_web, &srv.at("/notifications")).await;
+    let res = ole_web
+        .post(srv.at(&format!("/invitations/{ole_inv}/decline")))
+        .form(&[("csrf", ole_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        api(&c, M::GET, srv.at("/api/v1/groups/lenkung"), &ole, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // A withdrawn invitation cannot be accepted.
+    let (_, inv) = invite(lea.clone(), "ole", "member").await;
+    let inv_id = inv["id"].as_i64().unwrap();
+    let res = web
+        .post(srv.at(&format!("/g/lenkung/invitations/{inv_id}/withdraw")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (status, err) = api(
+        &c,
+        M::POST,
+        srv.at(&format!("/api/v1/me/invitations/{inv_id}/accept")),
+        &ole,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        err["message"].as_str().unwrap().contains("no such invitation"),
+        "{err}"
+    );
+    let (_, list) = api(
+        &c,
+        M::GET,
+        srv.at("/api/v1/groups/lenkung/invitations"),
+        &lea,
+        None,
+    )
+    .await;
+    assert_eq!(list, json!([]));
+    srv.stop().await;
 }
