@@ -372,6 +372,18 @@ pub struct Invitation {
     pub created_at: NaiveDateTime,
 }
 
+/// id, group id, slug, title, invitee, role, inviter id, created.
+type InvitationRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    NaiveDateTime,
+);
+
 /// Open invitations into a group (`Some(group_id)`) or of a user (`None`, then `user_id`),
 /// oldest first.
 fn invitations_where(
@@ -401,16 +413,7 @@ fn invitations_where(
     if let Some(u) = user_id {
         q = q.filter(invitations::user_id.eq(u));
     }
-    let rows: Vec<(
-        i64,
-        i64,
-        String,
-        String,
-        String,
-        String,
-        Option<i64>,
-        NaiveDateTime,
-    )> = q.load(conn)?;
+    let rows: Vec<InvitationRow> = q.load(conn)?;
     let mut out = Vec::with_capacity(rows.len());
     for (id, group_id, group, group_title, username, role, by, created_at) in rows {
         let invited_by = match by {
