@@ -174,6 +174,9 @@ pub struct PostView {
     pub depth: i32,
     pub mine: bool,
     pub liked: bool,
+    /// The author of the post this one answers (replies only): the reading order shows nesting
+    /// by indentation, this says it in words.
+    pub in_reply_to: Option<String>,
 }
 
 /// The thread's posts in reading order: each reply after its parent, depth first, oldest first.
@@ -273,9 +276,14 @@ async fn render_thread(
                     .collect(),
                 None => Default::default(),
             };
+            let names: std::collections::HashMap<i64, String> = posts
+                .iter()
+                .filter_map(|p| authors.get(&p.id).map(|a| (p.id, a.name.clone())))
+                .collect();
             Ok(posts
                 .into_iter()
                 .map(|p| PostView {
+                    in_reply_to: p.parent_id.and_then(|id| names.get(&id).cloned()),
                     author: authors.get(&p.id).cloned().unwrap_or(Author {
                         name: "—".into(),
                         handle: String::new(),

@@ -47,6 +47,11 @@ impl FormState {
         self.error_for(field).is_some()
     }
 
+    /// Field errors in the order they were found: the error summary lists them.
+    pub fn field_errors(&self) -> &[(&'static str, String)] {
+        &self.errors
+    }
+
     pub fn has_errors(&self) -> bool {
         !self.errors.is_empty() || self.general.is_some()
     }

@@ -61,6 +61,12 @@ check((await field(a.page, "Kurzname").getAttribute("aria-invalid")) === "true",
 check(await a.page.isVisible("#slug-error"), "the slug error is shown");
 check((await field(a.page, "Kurzname").getAttribute("aria-describedby"))?.includes("slug-error"), "the slug error is tied to the field");
 check((await field(a.page, "Titel").inputValue()) === "Digitale Stadt", "the title is kept");
+// The error summary above the form has the focus and links to the field.
+check(await a.page.evaluate(() => document.activeElement?.hasAttribute("data-error-summary")), "the error summary has the focus");
+const summaryLink = a.page.locator("[data-error-summary] a[href='#slug']");
+check((await summaryLink.count()) === 1, "the summary links to the slug field");
+await summaryLink.click();
+check(await a.page.evaluate(() => document.activeElement?.id === "slug"), "the summary link moves the focus to the field");
 await audit(a.page, "group-new-error");
 
 await field(a.page, "Kurzname").fill("programm");
@@ -109,7 +115,7 @@ await follow(a.page, /^1 Mitglied/, "group-members");
 check(path(a.page) === "/g/verkehr/members", `the member count links to the members (${a.page.url()})`);
 await field(a.page, "Benutzername").fill(memberA);
 await field(a.page, "Rolle").selectOption({ label: "Kernteam" });
-await submit(a.page, "Hinzufügen", "member-add");
+await submit(a.page, "Sofort hinzufügen", "member-add");
 check(path(a.page) === "/g/verkehr/members", `back on the members page (${a.page.url()})`);
 const rowA = a.page.locator("main").getByRole("row").filter({ hasText: `@${memberA}` });
 check((await rowA.count()) === 1, "member A is listed");
@@ -229,6 +235,21 @@ await goto(a.page, "/g/verkehr", "group-verkehr");
 await follow(a.page, "Gruppeneinstellungen", "group-settings");
 check(path(a.page) === "/g/verkehr/settings", `the settings open (${a.page.url()})`);
 check((await field(a.page, "Gehört zu").locator("option:checked").innerText()) === "Digitale Stadt", "the settings show the parent");
+// An avatar from the settings page: a real PNG is accepted and shown; a text file named .png is
+// refused next to its field, which is marked invalid.
+await a.page.locator("#avatar").setInputFiles(join(import.meta.dirname, "..", "..", "static", "avatar.png"));
+await submit(a.page, "Profilbild hochladen", "avatar-upload");
+check(path(a.page) === "/g/verkehr/settings", `back on the settings (${a.page.url()})`);
+check((await mainText(a.page)).includes("Das Bild wurde gespeichert."), "the upload is confirmed");
+check((await a.page.locator("main img.image-upload__preview--avatar").count()) === 1, "the settings show the avatar");
+await audit(a.page, "group-settings-avatar");
+await a.page.locator("#banner").setInputFiles({ name: "banner.png", mimeType: "image/png", buffer: Buffer.from("not really a picture") });
+await submit(a.page, "Titelbild hochladen", "banner-upload-refused", 422);
+check((await a.page.locator("#banner").getAttribute("aria-invalid")) === "true", "the banner field is marked invalid");
+check((await a.page.locator("#banner-error").innerText()).includes("kein PNG-, JPEG-, GIF- oder WebP-Bild"), "the banner error says why");
+await audit(a.page, "group-settings-image-error");
+await a.page.goto(base + "/g/verkehr");
+check((await a.page.locator("main img.group-avatar").count()) === 1, "the group page shows the avatar");
 await a.page.goto(base + "/g/verkehr");
 await follow(a.page, "Moderationsprotokoll", "moderation-log");
 check(path(a.page) === "/g/verkehr/log", `the log opens (${a.page.url()})`);

@@ -425,21 +425,21 @@ thread-replies-one = { $count } Antwort
 post-likes-one = { $count } Gefällt mir
 group-follow-requests = Warten darauf, aus dem Fediverse zu folgen
 
-# Bilder (Avatare, Banner)
+# Bilder (Profil- und Titelbilder)
 error-image-too-large = Die Datei ist größer als { $max } MiB. Bitte laden Sie ein kleineres Bild hoch.
 error-image-type = Die Datei ist kein PNG-, JPEG-, GIF- oder WebP-Bild. Bitte wählen Sie eines dieser Formate.
 error-image-corrupt = Das Bild konnte nicht gelesen werden; es ist vielleicht beschädigt oder unvollständig. Bitte versuchen Sie eine andere Datei.
 error-image-pixels = Das Bild ist an einer Seite größer als { $max } Pixel. Bitte laden Sie ein kleineres Bild hoch.
 error-image-missing = Es wurde keine Datei ausgewählt. Bitte wählen Sie zuerst ein Bild.
-group-images = Avatar und Banner
-field-avatar = Avatar
+group-images = Profilbild und Titelbild
+field-avatar = Profilbild
 hint-avatar = PNG, JPEG, GIF oder WebP, bis 8 MiB. Quadratisch angezeigt, höchstens 400 × 400 Pixel; die Bildmitte bleibt erhalten. Bild-Metadaten (zum Beispiel der Aufnahmeort) werden entfernt.
-field-banner = Banner
+field-banner = Titelbild
 hint-banner = PNG, JPEG, GIF oder WebP, bis 8 MiB. Angezeigt im Format 3 : 1, höchstens 1500 × 500 Pixel. Bild-Metadaten werden entfernt.
 image-current = Aktuelles Bild
 image-saved = Das Bild wurde gespeichert.
-action-upload = Hochladen
-action-remove-image = Bild entfernen
+action-upload = { $what } hochladen
+action-remove-image = { $what } entfernen
 
 # Partnergruppen (eine Gruppe folgt Gruppen auf anderen Servern)
 group-partners = Partnergruppen
@@ -473,3 +473,4 @@ notification-invitation-accepted = { $name } hat die Einladung in { $group } ang
 notification-invitation-declined = { $name } hat die Einladung in { $group } abgelehnt.
 error-already-invited = { $name } ist bereits in diese Gruppe eingeladen.
 error-invitation-not-found = Diese Einladung gibt es nicht (mehr). Vielleicht wurde sie zurückgezogen oder schon beantwortet.
+post-in-reply-to = Antwort auf { $name }

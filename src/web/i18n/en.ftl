@@ -438,8 +438,8 @@ field-banner = Banner
 hint-banner = PNG, JPEG, GIF or WebP, up to 8 MiB. Shown at 3 : 1, at most 1500 × 500 pixels. Image metadata is removed.
 image-current = Current image
 image-saved = The image was saved.
-action-upload = Upload
-action-remove-image = Remove image
+action-upload = Upload { $what }
+action-remove-image = Remove { $what }
 
 # Partner groups (a group following groups on other servers)
 group-partners = Partner groups
@@ -473,3 +473,4 @@ notification-invitation-accepted = { $name } accepted the invitation to { $group
 notification-invitation-declined = { $name } declined the invitation to { $group }.
 error-already-invited = { $name } is already invited to this group.
 error-invitation-not-found = There is no such invitation (any more). It may have been withdrawn or answered already.
+post-in-reply-to = in reply to { $name }
