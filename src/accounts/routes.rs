@@ -633,10 +633,8 @@ async fn avatar_submit(
         }
         Err(crate::media::Error::Db(e)) => Err(AppError::internal(&e)),
         Err(e) => {
-            let (key, args) = e.message_key();
-            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let mut form = profile_form(&auth.user);
-            form.error(page.lang, "avatar", key, &args);
+            form.push_error("avatar", e.localized(page.lang));
             let response =
                 settings_view(&state, page, auth.user, Some(form), FormState::new(), None, false).await?;
             Ok(with_status(response, StatusCode::UNPROCESSABLE_ENTITY))

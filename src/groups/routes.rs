@@ -1027,9 +1027,7 @@ async fn image_submit(
         }
         Err(media::Error::Db(e)) => Err(AppError::internal(&e)),
         Err(e) => {
-            let (key, args) = e.message_key();
-            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let message = crate::web::i18n::translate(page.lang, key, &args);
+            let message = e.localized(page.lang);
             settings_view(
                 &state,
                 page,

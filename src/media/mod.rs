@@ -51,6 +51,13 @@ impl Error {
         }
     }
 
+    /// The sentence in the page's language, for a form that shows it next to the file field.
+    pub fn localized(&self, lang: crate::web::i18n::Lang) -> String {
+        let (key, args) = self.message_key();
+        let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        crate::web::i18n::translate(lang, key, &args)
+    }
+
     fn status_code(&self) -> (axum::http::StatusCode, &'static str) {
         use axum::http::StatusCode;
         match self {
