@@ -223,18 +223,24 @@ pub fn claim_name(conn: &mut DbConn, name: &str, kind: &str, now: NaiveDateTime)
     if taken > 0 {
         return Ok(false);
     }
-    match diesel::insert_into(local_names::table)
-        .values((
-            local_names::name.eq(name),
-            local_names::kind.eq(kind),
-            local_names::created_at.eq(now),
-        ))
-        .execute(conn)
-    {
-        Ok(_) => Ok(true),
-        Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
-    }
+    let row = (
+        local_names::name.eq(name),
+        local_names::kind.eq(kind),
+        local_names::created_at.eq(now),
+    );
+    // ON CONFLICT rather than catching the unique violation: on PostgreSQL a violation would
+    // abort the caller's transaction (two requests claiming one name at the same moment).
+    let inserted = match conn {
+        DbConn::Pg(c) => diesel::insert_into(local_names::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+        DbConn::Sqlite(c) => diesel::insert_into(local_names::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+    };
+    Ok(inserted == 1)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

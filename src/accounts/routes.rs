@@ -670,7 +670,7 @@ async fn api_put_avatar(
     body: axum::body::Body,
 ) -> AppResult<axum::Json<serde_json::Value>> {
     let bytes = crate::media::routes::read_body(body).await?;
-    let image = crate::media::routes::process(bytes, crate::media::Purpose::Avatar).await?;
+    let image = crate::media::routes::process(Ok(bytes), crate::media::Purpose::Avatar).await?;
     let user = set_avatar(&state, &auth.user, Some(image)).await?;
     let name = user.username.clone();
     let images = state

@@ -378,6 +378,23 @@ pub mod utc {
 }
 
 /// Whether a diesel error is a unique-constraint violation (e.g. a name taken concurrently).
+/// Serialises the rest of the current write transaction with every other one that takes the same
+/// `key`: on PostgreSQL a transaction-scoped advisory lock; SQLite write transactions are
+/// serialised already (BEGIN IMMEDIATE). For check-then-insert steps that two processes or two
+/// concurrent requests may run at once (a unique violation would abort a PostgreSQL transaction).
+pub fn serialize_on(conn: &mut DbConn, key: &str) -> QueryResult<()> {
+    use sha2::Digest;
+    if let DbConn::Pg(c) = conn {
+        let digest = sha2::Sha256::digest(key.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(i64::from_be_bytes(first))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(
         e,

@@ -69,6 +69,8 @@ fn follow_activity(actor: &str, follow_id: &str, target: &str) -> Value {
 pub(crate) struct Follower {
     pub name: String,
     pub actor: String,
+    /// Groups follow groups only (their partners' threads are mirrored), never people.
+    pub groups_only: bool,
 }
 
 impl Follower {
@@ -76,6 +78,7 @@ impl Follower {
         Self {
             name: name.to_owned(),
             actor: urls.user(name),
+            groups_only: false,
         }
     }
 
@@ -83,6 +86,7 @@ impl Follower {
         Self {
             name: slug.to_owned(),
             actor: urls.group(slug),
+            groups_only: true,
         }
     }
 }
@@ -108,6 +112,13 @@ pub(crate) async fn start_follow(
     let actor = remote::resolve(state.db(), state.fetch(), Some(&signer), &id, false)
         .await
         .map_err(|e| unreachable(target, &e))?;
+    if who.groups_only && actor.kind != "Group" {
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_a_group",
+            "error-follow-not-group",
+        ));
+    }
     let Some(inbox) = actor.delivery_inbox().map(str::to_owned) else {
         return Err(unreachable(target, &"the actor has no inbox"));
     };

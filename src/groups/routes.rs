@@ -1066,7 +1066,7 @@ async fn api_put_image(
     let (group, access) = load(&state, &slug, Some(&auth.user)).await?;
     require(&access, Permission::EditGroup)?;
     let bytes = media::routes::read_body(body).await?;
-    let image = media::routes::process(bytes, purpose).await?;
+    let image = media::routes::process(Ok(bytes), purpose).await?;
     let g = set_image(&state, &group, purpose, Some(image)).await?;
     api_group_answer(&state, g, &access).await
 }

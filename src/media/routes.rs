@@ -16,8 +16,10 @@ use crate::web::csrf::CsrfToken;
 
 /// Largest image file we accept.
 pub const MAX_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
-/// The request body limit on upload routes: the file plus a multipart envelope.
-pub const MAX_UPLOAD_BODY: usize = MAX_UPLOAD_BYTES + 64 * 1024;
+/// The request body limit on upload routes. Twice the file limit, so that a file somewhat too
+/// large still reaches the handler and gets the form back with its sentence; the reader stops at
+/// the file limit anyway.
+pub const MAX_UPLOAD_BODY: usize = 2 * MAX_UPLOAD_BYTES;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/media/{file}", get(serve))
@@ -74,16 +76,18 @@ async fn serve(
 }
 
 /// Decodes and re-encodes an upload off the async runtime.
-pub async fn process(bytes: Vec<u8>, purpose: Purpose) -> Result<Processed, Error> {
+pub async fn process(bytes: Result<Vec<u8>, Error>, purpose: Purpose) -> Result<Processed, Error> {
+    let bytes = bytes?;
     tokio::task::spawn_blocking(move || super::rules::process(&bytes, purpose, MAX_UPLOAD_BYTES))
         .await
         .map_err(|_| Error::Corrupt)?
 }
 
 /// A `multipart/form-data` upload from a page: the CSRF token (field `csrf`) is checked like
-/// every form's, the file (field `file`) is read up to [`MAX_UPLOAD_BYTES`].
+/// every form's, the file (field `file`) is read up to [`MAX_UPLOAD_BYTES`]; a file that is too
+/// large is `Err` here, so the page can say so next to the field.
 pub struct UploadForm {
-    pub file: Vec<u8>,
+    pub file: Result<Vec<u8>, Error>,
 }
 
 impl FromRequest<AppState> for UploadForm {
@@ -97,13 +101,18 @@ impl FromRequest<AppState> for UploadForm {
             .await
             .map_err(|_| AppError::bad_request("invalid_form", "error-invalid-form"))?;
         let mut csrf = String::new();
-        let mut file = Vec::new();
+        let mut file = Ok(Vec::new());
         loop {
             let field = match multipart.next_field().await {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    return Err(too_large().into());
+                    // The token may come after the file; without it nothing is answered but 403.
+                    if csrf.is_empty() {
+                        return Err(AppError::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+                    }
+                    file = Err(too_large());
+                    break;
                 }
                 Err(_) => return Err(AppError::bad_request("invalid_form", "error-invalid-form")),
             };
@@ -114,7 +123,7 @@ impl FromRequest<AppState> for UploadForm {
                         .await
                         .map_err(|_| AppError::bad_request("invalid_form", "error-invalid-form"))?;
                 }
-                Some("file") => file = read_limited(field).await?,
+                Some("file") => file = read_limited(field).await,
                 _ => {}
             }
         }
@@ -129,19 +138,25 @@ fn too_large() -> Error {
     }
 }
 
-async fn read_limited(mut field: axum::extract::multipart::Field<'_>) -> Result<Vec<u8>, AppError> {
+async fn read_limited(mut field: axum::extract::multipart::Field<'_>) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
+    let mut over = false;
     loop {
         match field.chunk().await {
             Ok(Some(chunk)) => {
-                if out.len() + chunk.len() > MAX_UPLOAD_BYTES {
-                    return Err(too_large().into());
+                // Past the limit the rest is read and dropped (up to the body limit), so the
+                // browser gets the answer instead of a reset connection.
+                over = over || out.len() + chunk.len() > MAX_UPLOAD_BYTES;
+                if over {
+                    out = Vec::new();
+                } else {
+                    out.extend_from_slice(&chunk);
                 }
-                out.extend_from_slice(&chunk);
             }
+            Ok(None) if over => return Err(too_large()),
             Ok(None) => return Ok(out),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large().into()),
-            Err(_) => return Err(AppError::bad_request("invalid_form", "error-invalid-form")),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+            Err(_) => return Err(Error::Corrupt),
         }
     }
 }

@@ -786,6 +786,9 @@ pub async fn announced(
                 if !record(c)? {
                     return Ok(Outcome::Done);
                 }
+                // A group's Announces of one new thread (of the Create and of the bare object)
+                // arrive together: one at a time, so the mirror and the post are made once.
+                db::serialize_on(c, &sender.ap_id)?;
                 let mirror = ensure_mirror(c, &sender)?;
                 match relayed {
                     Relayed::Upsert(o) => {

@@ -371,11 +371,16 @@ pub fn save_revision(conn: &mut DbConn, thread: &Thread, post: &Post) -> QueryRe
 }
 
 /// Marks a post deleted; an opening post takes its thread with it, a reply leaves the count.
+/// A post that is already gone (deleted, or removed by a moderator) is not counted twice.
 pub fn soft_delete(conn: &mut DbConn, thread: &Thread, post: &Post) -> QueryResult<()> {
     let now = crate::db::now();
-    diesel::update(posts::table.find(post.id))
+    let was_gone = Post::find(conn, post.id)?.is_none_or(|p| p.is_gone());
+    diesel::update(posts::table.find(post.id).filter(posts::deleted_at.is_null()))
         .set(posts::deleted_at.eq(now))
         .execute(conn)?;
+    if was_gone && post.parent_id.is_some() {
+        return Ok(());
+    }
     if post.parent_id.is_none() {
         diesel::update(threads::table.find(thread.id))
             .set(threads::deleted_at.eq(now))

@@ -145,6 +145,18 @@ fn remote_author_inbox(conn: &mut DbConn, post: &Post) -> QueryResult<Option<Str
         .map(|r| r.and_then(|(s, i)| s.or(i)))
 }
 
+/// Whether a local user may read the group: a notification must not reveal an internal group
+/// (not even its title) to someone outside it.
+fn may_see(conn: &mut DbConn, group: &Group, user_id: i64) -> QueryResult<bool> {
+    if group.is_public() {
+        return Ok(true);
+    }
+    if !crate::groups::model::roles_of(conn, group.id, user_id)?.is_empty() {
+        return Ok(true);
+    }
+    Ok(User::find(conn, user_id)?.is_some_and(|u| u.is_admin()))
+}
+
 fn notify_mentions(
     conn: &mut DbConn,
     body: &Body,
@@ -154,6 +166,9 @@ fn notify_mentions(
 ) -> QueryResult<()> {
     for m in &body.mentions {
         if let Some(uid) = m.local_user.filter(|id| *id != author.id) {
+            if !may_see(conn, group, uid)? {
+                continue;
+            }
             crate::groups::model::notify(
                 conn,
                 uid,
@@ -306,6 +321,7 @@ pub fn reply(
         notify_mentions(conn, &body, author, group, &link)?;
         if let Some(uid) = parent.author_user_id.filter(|id| *id != author.id)
             && !body.mentions.iter().any(|m| m.local_user == Some(uid))
+            && may_see(conn, group, uid)?
         {
             crate::groups::model::notify(
                 conn,
@@ -567,6 +583,25 @@ pub fn moderate(
     write_tx(conn, |conn| {
         let now = crate::db::now();
         let target = threads::table.find(thread.id);
+        // Decide on the stored state, not the caller's copy: a repeated action changes nothing
+        // and is not logged again (two moderators clicking at once, a retried request).
+        let current: Thread = target.select(Thread::as_select()).first(conn)?;
+        if current.is_gone() {
+            return Err(Error::Gone);
+        }
+        let unchanged = match action {
+            Moderation::Pin => current.pinned_at.is_some(),
+            Moderation::Unpin => current.pinned_at.is_none(),
+            Moderation::Lock => current.locked_at.is_some(),
+            Moderation::Unlock => current.locked_at.is_none(),
+            Moderation::Remove => false,
+            Moderation::RemovePost(id) => {
+                Post::find(conn, id)?.is_some_and(|p| p.thread_id == thread.id && p.is_gone())
+            }
+        };
+        if unchanged {
+            return Ok(());
+        }
         let mut post_id = None;
         match action {
             Moderation::Pin => {

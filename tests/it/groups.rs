@@ -353,6 +353,23 @@ async fn internal_groups_are_invisible_to_outsiders(b: Backend) {
     assert_eq!(g["ap_id"], Value::Null, "internal groups are not federated");
     let (_, list) = api(&c, M::GET, srv.at("/api/v1/groups"), &ines, None).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
+    // Mentioning an outsider in an internal group tells them nothing, not even the title.
+    let (status, _) = api(
+        &c,
+        M::POST,
+        srv.at("/api/v1/groups/vertraege/threads"),
+        &ines,
+        Some(json!({"title": "Vertrag Stadtwerke", "body": "Fragen wir @otto und @admin_anna?"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, notes) = api(&c, M::GET, srv.at("/api/v1/notifications"), &otto, None).await;
+    assert!(!notes.to_string().contains("Verträge"), "{notes}");
+    let (_, notes) = api(&c, M::GET, srv.at("/api/v1/notifications"), &admin, None).await;
+    assert!(
+        notes.to_string().contains("Verträge"),
+        "admins may read it, so they are told: {notes}"
+    );
     srv.stop().await;
 }
 
@@ -1021,6 +1038,17 @@ async fn a_group_follows_a_partner_group(b: Backend) {
     let a_host = a.url.trim_start_matches("http://").to_owned();
     let target = format!("stadtwerke@{a_host}");
 
+    // A group follows groups, not people.
+    let (status, err) = api(
+        &c,
+        M::POST,
+        bsrv.at("/api/v1/groups/quartier/follows"),
+        &admin_b,
+        Some(json!({"target": format!("mia@{a_host}")})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"], "not_a_group");
     // Only who may edit the group, and only public groups, follow.
     let (status, _) = api(
         &c,

@@ -388,6 +388,19 @@ async fn images_through_the_pages(b: Backend) {
         "{html}"
     );
     assert!(html.contains("aria-describedby=\"banner-hint banner-error\""));
+    // Too large: the form again, with the sentence, not a bare error page.
+    let res = upload(
+        csrf.clone(),
+        vec![7u8; 8 * 1024 * 1024 + 10],
+        srv.at("/g/klima/images/banner"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("id=\"banner-error\"") && html.contains("größer als 8 MiB"),
+        "{html}"
+    );
     // Without the form's token nothing is stored.
     let res = upload("forged".into(), logo.clone(), srv.at("/g/klima/images/banner")).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);

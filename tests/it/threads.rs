@@ -332,7 +332,19 @@ async fn moderation_and_locks(b: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    for action in ["pin", "lock"] {
+    // Repeating a moderation changes nothing: the count drops once, the log has one row.
+    let (status, _) = api(
+        &c,
+        M::POST,
+        srv.at(&format!("/api/v1/threads/{id}/moderation")),
+        &admin,
+        Some(json!({"action": "remove", "post": rid, "reason": "noch einmal"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, t) = api(&c, M::GET, srv.at(&format!("/api/v1/threads/{id}")), &noah, None).await;
+    assert_eq!(t["reply_count"], 0, "{t}");
+    for action in ["pin", "lock", "pin", "lock"] {
         let (status, _) = api(
             &c,
             M::POST,
@@ -380,6 +392,8 @@ async fn moderation_and_locks(b: Backend) {
         log.contains("Werbung") && log.contains("@admin_anna"),
         "the moderation log shows the reason"
     );
+    assert!(!log.contains("noch einmal"), "a repeated removal is not logged");
+    assert_eq!(log.matches("<tr").count(), 4, "header, remove, pin, lock: {log}");
     let member = browser();
     login(&srv, &member, "noah", PW).await;
     assert_eq!(
