@@ -38,6 +38,8 @@ pub enum Error {
     LastLead,
     RequestNotFound,
     AlreadyInvited(String),
+    /// Someone else (named) is a member already.
+    IsMember(String),
     InvitationNotFound,
     ThreadNotFound,
     /// The thread is locked: no new replies.
@@ -73,6 +75,7 @@ impl Error {
             Self::LastLead => ("error-group-last-lead", vec![]),
             Self::RequestNotFound => ("error-join-request-not-found", vec![]),
             Self::AlreadyInvited(n) => ("error-already-invited", vec![("name", n.clone())]),
+            Self::IsMember(n) => ("error-is-member", vec![("name", n.clone())]),
             Self::InvitationNotFound => ("error-invitation-not-found", vec![]),
             Self::ThreadNotFound => ("error-thread-not-found", vec![]),
             Self::Locked => ("error-thread-locked", vec![]),
@@ -89,7 +92,8 @@ impl Error {
             | Self::AlreadyMember
             | Self::RequestPending
             | Self::LastLead
-            | Self::AlreadyInvited(_) => StatusCode::CONFLICT,
+            | Self::AlreadyInvited(_)
+            | Self::IsMember(_) => StatusCode::CONFLICT,
             Self::NotFound(_)
             | Self::UserNotFound(_)
             | Self::RequestNotFound
@@ -119,6 +123,7 @@ impl Error {
             Self::LastLead => "last_lead",
             Self::RequestNotFound => "request_not_found",
             Self::AlreadyInvited(_) => "already_invited",
+            Self::IsMember(_) => "already_member",
             Self::InvitationNotFound => "invitation_not_found",
             Self::ThreadNotFound => "thread_not_found",
             Self::Locked => "thread_locked",

@@ -445,3 +445,15 @@ pub fn invitations_to(conn: &mut DbConn, group_id: i64) -> QueryResult<Vec<Invit
 pub fn invitations_of(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<Invitation>> {
     invitations_where(conn, None, Some(user_id))
 }
+
+/// The groups `username` is a member of, by title: (slug, title).
+pub fn groups_of(conn: &mut DbConn, username: &str) -> QueryResult<Vec<(String, String)>> {
+    groups::table
+        .inner_join(memberships::table)
+        .inner_join(users::table.on(users::id.eq(memberships::user_id)))
+        .filter(users::username.eq(username))
+        .select((groups::slug, groups::title))
+        .distinct()
+        .order(groups::title)
+        .load(conn)
+}

@@ -683,8 +683,9 @@ async fn members_submit(
         Err(
             e @ (Error::UserNotFound(_)
             | Error::UnknownRole(_)
-            | Error::AlreadyMember
-            | Error::AlreadyInvited(_)),
+            | Error::IsMember(_)
+            | Error::AlreadyInvited(_)
+            | Error::Invalid { .. }),
         ) => {
             let field = if matches!(e, Error::UnknownRole(_)) {
                 "role"

@@ -354,6 +354,9 @@ fn add_role_in(conn: &mut DbConn, group: &Group, user_id: i64, role: &str) -> Qu
 
 /// Adds a member with a role (CLI, API, member management). Returns whether it was new.
 pub fn add_member(conn: &mut DbConn, group: &Group, username: &str, role: &str) -> Result<bool> {
+    if username.trim().is_empty() {
+        return Err(Error::invalid("username", "invalid-member-username-empty"));
+    }
     let role = known_role(conn, role)?;
     let user =
         User::by_username(conn, username)?.ok_or_else(|| Error::UserNotFound(username.trim().to_owned()))?;
@@ -525,13 +528,16 @@ pub fn invite(
     if group.is_remote() {
         return Err(Error::Forbidden("error-group-remote"));
     }
+    if username.trim().is_empty() {
+        return Err(Error::invalid("username", "invalid-member-username-empty"));
+    }
     let role = known_role(conn, role)?;
     let user = User::by_username(conn, username)?
         .filter(|u| u.status() == Status::Active)
         .ok_or_else(|| Error::UserNotFound(username.trim().to_owned()))?;
     write_tx(conn, |conn| {
         if !model::roles_of(conn, group.id, user.id)?.is_empty() {
-            return Err(Error::AlreadyMember);
+            return Err(Error::IsMember(user.username.clone()));
         }
         let open: i64 = invitations::table
             .filter(invitations::group_id.eq(group.id))

@@ -197,14 +197,27 @@ pub async fn require_password_change(State(state): State<AppState>, req: Request
 struct HomeTemplate {
     page: Page,
     registration_open: bool,
+    /// The signed-in user's groups: (slug, title).
+    my_groups: Vec<(String, String)>,
 }
 
-async fn home(page: Page) -> Response {
+async fn home(State(state): State<AppState>, page: Page) -> Result<Response, AppError> {
     let registration_open = page.instance.registration != crate::config::Registration::Closed;
-    render(&HomeTemplate {
+    let my_groups = match &page.user {
+        Some(u) => {
+            let name = u.username.clone();
+            state
+                .db()
+                .run(move |c| crate::groups::model::groups_of(c, &name).map_err(crate::db::Error::from))
+                .await?
+        }
+        None => Vec::new(),
+    };
+    Ok(render(&HomeTemplate {
         page,
         registration_open,
-    })
+        my_groups,
+    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -106,7 +106,7 @@ home-card-blog-text = Das Projektteam berichtet über den Fortschritt und bittet
 home-card-fediverse-title = Fediverse
 home-card-fediverse-text = Folgen und antworten Sie von Mastodon, Lemmy oder einem anderen Server aus mit Ihrem bestehenden Konto.
 home-welcome = Willkommen, { $name }
-home-start-text = Dies ist Ihre persönliche Startseite. Hier erscheinen Ihre Gruppen, Tickets und Benachrichtigungen.
+home-start-text = Dies ist Ihre persönliche Startseite.
 home-start-settings = Ihre Einstellungen und API-Tokens
 home-start-admin = Diese Instanz verwalten
 
@@ -475,3 +475,8 @@ error-already-invited = { $name } ist bereits in diese Gruppe eingeladen.
 error-invitation-not-found = Diese Einladung gibt es nicht (mehr). Vielleicht wurde sie zurückgezogen oder schon beantwortet.
 post-in-reply-to = Antwort auf { $name }
 error-follow-not-group = Diese Adresse gehört zu einer Person, nicht zu einer Gruppe. Eine Gruppe kann nur Gruppen folgen (einer anderen Agora-Gruppe, einer Lemmy-Community, einer NodeBB-Kategorie).
+home-my-groups = Ihre Gruppen
+home-start-groups = Alle Projektgruppen
+home-start-notifications = Ihre Benachrichtigungen und Einladungen
+error-is-member = { $name } ist bereits Mitglied dieser Gruppe.
+invalid-member-username-empty = Geben Sie den Benutzernamen der Person ein.

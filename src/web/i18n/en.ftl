@@ -106,7 +106,7 @@ home-card-blog-text = The project team reports on progress and invites tips, cri
 home-card-fediverse-title = Fediverse
 home-card-fediverse-text = Follow and reply from Mastodon, Lemmy or another server with your existing account.
 home-welcome = Welcome, { $name }
-home-start-text = This is your personal start page. Your groups, tickets and notifications will appear here.
+home-start-text = This is your personal start page.
 home-start-settings = Your settings and API tokens
 home-start-admin = Administer this instance
 
@@ -475,3 +475,8 @@ error-already-invited = { $name } is already invited to this group.
 error-invitation-not-found = There is no such invitation (any more). It may have been withdrawn or answered already.
 post-in-reply-to = in reply to { $name }
 error-follow-not-group = That address belongs to a person, not a group. A group can only follow groups (another Agora group, a Lemmy community, a NodeBB category).
+home-my-groups = Your groups
+home-start-groups = All project groups
+home-start-notifications = Your notifications and invitations
+error-is-member = { $name } is already a member of this group.
+invalid-member-username-empty = Enter the user name of the person.
