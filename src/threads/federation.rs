@@ -158,6 +158,33 @@ pub struct Outgoing<'a> {
     pub new_thread: bool,
 }
 
+/// The inbox of a mirrored group's own server (None for our groups).
+pub fn remote_group_inbox(conn: &mut DbConn, group: &Group) -> QueryResult<Option<String>> {
+    use crate::db::schema::remote_actors;
+    use diesel::prelude::*;
+    let Some(id) = group.remote_actor_id else {
+        return Ok(None);
+    };
+    Ok(remote_actors::table
+        .find(id)
+        .select((remote_actors::shared_inbox, remote_actors::inbox))
+        .first::<(Option<String>, Option<String>)>(conn)
+        .optional()?
+        .and_then(|(s, i)| s.or(i)))
+}
+
+/// `Like` (or `Undo{Like}`) of `object` by `actor`, with a stable id so the Undo can name it.
+pub fn like_activity(actor: &str, like_id: &str, object: &str, on: bool) -> Value {
+    let like = json!({ "id": like_id, "type": "Like", "actor": actor, "object": object });
+    if on {
+        with_context(like)
+    } else {
+        with_context(
+            json!({ "id": format!("{like_id}/undo"), "type": "Undo", "actor": actor, "object": like }),
+        )
+    }
+}
+
 pub fn distribute(conn: &mut DbConn, urls: &Urls, group: &Group, out: &Outgoing<'_>) -> QueryResult<usize> {
     let (author_name, kind, extra_inboxes, new_thread) =
         (out.signer, out.kind, out.extra_inboxes, out.new_thread);
@@ -166,19 +193,7 @@ pub fn distribute(conn: &mut DbConn, urls: &Urls, group: &Group, out: &Outgoing<
         return Ok(0);
     }
     // In a mirrored group our users' posts go to the group's server, which announces them.
-    let remote_inbox = match group.remote_actor_id {
-        Some(id) => {
-            use crate::db::schema::remote_actors;
-            use diesel::prelude::*;
-            remote_actors::table
-                .find(id)
-                .select((remote_actors::shared_inbox, remote_actors::inbox))
-                .first::<(Option<String>, Option<String>)>(conn)
-                .optional()?
-                .and_then(|(s, i)| s.or(i))
-        }
-        None => None,
-    };
+    let remote_inbox = remote_group_inbox(conn, group)?;
     let note_id = note
         .get("id")
         .and_then(Value::as_str)

@@ -683,6 +683,7 @@ async fn like_submit(
             rules::like(c, &urls, &post, &user, liked == 0)
         })
         .await?;
+    state.wake_delivery();
     Ok(Redirect::to(&format!("/g/{}/t/{}#p{pid}", group.slug, thread.id)).into_response())
 }
 
@@ -1120,6 +1121,7 @@ async fn api_like_set(state: &AppState, user: &User, id: i64, on: bool) -> AppRe
             rules::like(c, &urls, &post, &u, on)
         })
         .await?;
+    state.wake_delivery();
     Ok(axum::Json(json!({ "like_count": count, "liked": on })))
 }
 

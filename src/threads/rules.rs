@@ -513,7 +513,34 @@ pub fn like(conn: &mut DbConn, urls: &Urls, post: &Post, user: &User, on: bool) 
         return Err(Error::Gone);
     }
     let actor = urls.user(&user.username);
-    write_tx(conn, |conn| Ok(model::set_like(conn, post, &actor, None, on)?))
+    write_tx(conn, |conn| {
+        let thread = Thread::find(conn, post.thread_id)?.ok_or(Error::ThreadNotFound)?;
+        let group = Group::find(conn, thread.group_id)?.ok_or(Error::ThreadNotFound)?;
+        let note = note_of(conn, urls, &group, &thread, post)?;
+        let object = note
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let like_id = format!("{actor}/likes/{}", post.id);
+        let count = model::set_like(conn, post, &actor, Some(&like_id), on)?;
+        // A remote author and a mirrored group's server count it too; our own groups' posts by
+        // local authors have nobody to tell.
+        if group.is_public() {
+            let mut inboxes = Vec::new();
+            if let Some(inbox) = remote_author_inbox(conn, post)? {
+                inboxes.push(inbox);
+            }
+            if let Some(inbox) = fed::remote_group_inbox(conn, &group)? {
+                inboxes.push(inbox);
+            }
+            if !inboxes.is_empty() {
+                let activity = fed::like_activity(&actor, &like_id, &object, on);
+                crate::federation::delivery::send(conn, &user.username, &activity, &inboxes)?;
+            }
+        }
+        Ok(count)
+    })
 }
 
 /// What a moderator does.

@@ -1148,6 +1148,34 @@ async fn a_group_follows_a_partner_group(b: Backend) {
             == 1
     })
     .await;
+    // bob's like in the mirror counts on A, and so does taking it back.
+    let (status, _) = api(
+        &c,
+        M::POST,
+        bsrv.at(&format!("/api/v1/threads/{b_tid}/like")),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let a_thread_url = a.at(&format!("/api/v1/threads/{a_tid}"));
+    wait_until("bob's like on A", || async {
+        api(&c, M::GET, a_thread_url.clone(), &mia, None).await.1["posts"][0]["like_count"] == 1
+    })
+    .await;
+    let (status, _) = api(
+        &c,
+        M::DELETE,
+        bsrv.at(&format!("/api/v1/threads/{b_tid}/like")),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_until("bob's Undo{Like} on A", || async {
+        api(&c, M::GET, a_thread_url.clone(), &mia, None).await.1["posts"][0]["like_count"] == 0
+    })
+    .await;
 
     // Unfollow through the page: A forgets the follower, new threads stay on A.
     let res = web
