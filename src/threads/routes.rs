@@ -817,6 +817,17 @@ fn thread_json(urls: &Urls, group: &Group, t: &Thread) -> Value {
     })
 }
 
+/// A post as the API shows it after a write, with its author.
+async fn written_post_json(state: &AppState, urls: &Urls, group: &Group, p: &Post) -> AppResult<Value> {
+    let base = urls.base().to_owned();
+    let post = p.clone();
+    let authors = state
+        .db()
+        .run(move |c| model::authors(c, std::slice::from_ref(&post), &base).map_err(db::Error::from))
+        .await?;
+    Ok(post_json(urls, group, p, authors.get(&p.id)))
+}
+
 fn post_json(urls: &Urls, group: &Group, p: &Post, author: Option<&Author>) -> Value {
     let gone = p.is_gone();
     json!({
@@ -917,7 +928,7 @@ async fn api_create_thread(
         .await?;
     state.wake_delivery();
     let mut v = thread_json(&urls, &group, &thread);
-    v["post"] = post_json(&urls, &group, &post, None);
+    v["post"] = written_post_json(&state, &urls, &group, &post).await?;
     Ok((StatusCode::CREATED, axum::Json(v)))
 }
 
@@ -955,7 +966,8 @@ async fn api_thread(
 #[derive(Debug, Deserialize)]
 struct EditRequest {
     title: Option<String>,
-    body: String,
+    /// Left out: the body stays as it is (e.g. only the title changes).
+    body: Option<String>,
 }
 
 async fn api_edit(
@@ -976,7 +988,11 @@ async fn api_edit(
                 .await?
         }
     };
-    let mentions = resolve_mentions(state, &req.body).await;
+    let body = req
+        .body
+        .clone()
+        .unwrap_or_else(|| post.source.clone().unwrap_or_default());
+    let mentions = resolve_mentions(state, &body).await;
     let urls = Urls::new(state.config());
     let (g, t, u, uu) = (group.clone(), thread.clone(), user.clone(), urls.clone());
     let updated = state
@@ -989,14 +1005,14 @@ async fn api_edit(
             };
             let draft = Draft {
                 title: req.title.as_deref(),
-                body: &req.body,
+                body: &body,
                 mentions: &mentions,
             };
             rules::edit(c, &scope, &t, &post, &u, &draft)
         })
         .await?;
     state.wake_delivery();
-    Ok(post_json(&urls, &group, &updated, None))
+    written_post_json(state, &urls, &group, &updated).await
 }
 
 async fn api_edit_thread(
@@ -1105,7 +1121,7 @@ async fn api_reply(
     state.wake_delivery();
     Ok((
         StatusCode::CREATED,
-        axum::Json(post_json(&urls, &group, &post, None)),
+        axum::Json(written_post_json(&state, &urls, &group, &post).await?),
     ))
 }
 

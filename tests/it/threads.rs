@@ -70,6 +70,25 @@ async fn threads_and_replies_through_the_api(b: Backend) {
     let id = t["id"].as_i64().unwrap();
     assert_eq!(t["url"], srv.at(&format!("/g/verkehr/t/{id}")));
     assert_eq!(t["ap_id"], t["url"]);
+    assert_eq!(t["post"]["author"]["handle"], "@mia", "{t}");
+    // Only the title changes; the body stays.
+    let (status, edited) = api(
+        &c,
+        M::PATCH,
+        srv.at(&format!("/api/v1/threads/{id}")),
+        &mia,
+        Some(json!({"title": "Radweg Hauptstraße Nord"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert!(
+        edited["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Wie wäre ein **Radweg**?"),
+        "{edited}"
+    );
+    assert!(!edited["author"].is_null(), "{edited}");
     assert!(
         t["post"]["content_html"]
             .as_str()
@@ -159,7 +178,10 @@ async fn threads_and_replies_through_the_api(b: Backend) {
         })
         .await
         .unwrap();
-    assert_eq!(revisions, 2, "both earlier versions are kept");
+    assert_eq!(
+        revisions, 3,
+        "every earlier version is kept (the title edit, then two of the reply)"
+    );
     let note: Value = crate::support::ap_get(srv.at(&format!("/g/verkehr/t/{id}/p/{r1id}"))).await;
     assert_eq!(note["type"], "Note");
     assert_eq!(note["inReplyTo"], srv.at(&format!("/g/verkehr/t/{id}")));
