@@ -133,9 +133,9 @@ pub fn store(cache: &Path, b: Backend, size: Size) -> anyhow::Result<Store> {
         DatabaseUrl::Postgres(_) => {
             let name = format!("agora_bench_store_{key}_building");
             let mut admin = server::pg_admin()?;
-            admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-            ))?;
+            // One statement per call: PostgreSQL runs a multi-statement batch as one transaction.
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+            admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
             DatabaseUrl::Postgres(server::pg_url(&name)?)
         }
     };
@@ -147,7 +147,7 @@ pub fn store(cache: &Path, b: Backend, size: Size) -> anyhow::Result<Store> {
             c.batch_execute(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA foreign_keys = OFF;",
             )?;
-            let meta = generate(&mut c, size)?;
+            let meta = generate(&mut c, size, false)?;
             c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")?;
             meta
         }
@@ -155,7 +155,7 @@ pub fn store(cache: &Path, b: Backend, size: Size) -> anyhow::Result<Store> {
             let mut c = PgConnection::establish(u)?;
             // Bulk load: no per-row foreign-key triggers, no waiting for the WAL flush.
             c.batch_execute("SET session_replication_role = replica; SET synchronous_commit = off;")?;
-            let meta = generate(&mut c, size)?;
+            let meta = generate(&mut c, size, true)?;
             c.batch_execute("SET session_replication_role = DEFAULT; ANALYZE;")?;
             meta
         }
@@ -169,9 +169,9 @@ pub fn store(cache: &Path, b: Backend, size: Size) -> anyhow::Result<Store> {
         (DatabaseUrl::Sqlite(from), DatabaseUrl::Sqlite(to)) => std::fs::rename(from, to)?,
         _ => {
             let name = format!("agora_bench_store_{key}");
-            server::pg_admin()?.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE); ALTER DATABASE {name}_building RENAME TO {name}"
-            ))?;
+            let mut admin = server::pg_admin()?;
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+            admin.batch_execute(&format!("ALTER DATABASE {name}_building RENAME TO {name}"))?;
         }
     }
     std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta)?)?;
@@ -228,6 +228,8 @@ fn ts(secs: i64) -> String {
 struct Inserter<'a, C: SimpleConnection> {
     conn: &'a mut C,
     head: String,
+    /// PostgreSQL's identity columns take explicit ids only when told so.
+    overriding: bool,
     rows: Vec<String>,
     in_tx: usize,
 }
@@ -237,6 +239,7 @@ impl<'a, C: SimpleConnection> Inserter<'a, C> {
         Self {
             conn,
             head: head.to_owned(),
+            overriding: false,
             rows: Vec::with_capacity(1000),
             in_tx: 0,
         }
@@ -257,7 +260,16 @@ impl<'a, C: SimpleConnection> Inserter<'a, C> {
         if self.in_tx == 0 {
             self.conn.batch_execute("BEGIN")?;
         }
-        let sql = format!("{} VALUES {}", self.head, self.rows.join(","));
+        let sql = format!(
+            "{}{} VALUES {}",
+            self.head,
+            if self.overriding {
+                " OVERRIDING SYSTEM VALUE"
+            } else {
+                ""
+            },
+            self.rows.join(",")
+        );
         self.conn
             .batch_execute(&sql)
             .with_context(|| format!("{} …", self.head))?;
@@ -283,7 +295,19 @@ impl<'a, C: SimpleConnection> Inserter<'a, C> {
     }
 }
 
-fn generate<C: SimpleConnection>(c: &mut C, size: Size) -> anyhow::Result<Meta> {
+fn generate<C: SimpleConnection>(c: &mut C, size: Size, pg: bool) -> anyhow::Result<Meta> {
+    let meta = generate_rows(c, size, pg)?;
+    if pg {
+        for t in ["users", "groups", "remote_actors", "threads", "posts"] {
+            c.batch_execute(&format!(
+                "SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT max(id) FROM {t}))"
+            ))?;
+        }
+    }
+    Ok(meta)
+}
+
+fn generate_rows<C: SimpleConnection>(c: &mut C, size: Size, pg: bool) -> anyhow::Result<Meta> {
     let mut rng = StdRng::seed_from_u64(0x6167_6f72_6100 + u64::from(VERSION));
     let base: i64 = 1_767_225_600; // 2026-01-01
     let now = ts(base + 330 * 86_400);
@@ -300,6 +324,7 @@ fn generate<C: SimpleConnection>(c: &mut C, size: Size) -> anyhow::Result<Meta> 
         c,
         "INSERT INTO users (id, username, display_name, email, password_hash, role, status, must_change_password, created_at, updated_at, manually_approves_followers)",
     );
+    users.overriding = pg;
     for u in 1..=size.users {
         users.push(format!(
             "({u}, 'user{u}', 'Nutzerin {u}', 'user{u}@example.org', 'x', 'member', 'active', FALSE, '{now}', '{now}', FALSE)"
@@ -310,6 +335,7 @@ fn generate<C: SimpleConnection>(c: &mut C, size: Size) -> anyhow::Result<Meta> 
         c,
         "INSERT INTO groups (id, slug, kind, title, summary_source, summary_html, visibility, join_mode, manually_approves_followers, allow_remote_threads, created_at, updated_at)",
     );
+    groups.overriding = pg;
     for g in 0..size.groups {
         groups.push(format!(
             "({}, 'g{g:03}', 'project', 'Projektgruppe {g}', 'Worum es geht', '<p>Worum es geht</p>', 'public', 'open', FALSE, TRUE, '{now}', '{now}')",
@@ -321,6 +347,7 @@ fn generate<C: SimpleConnection>(c: &mut C, size: Size) -> anyhow::Result<Meta> 
         c,
         "INSERT INTO remote_actors (id, ap_id, domain, kind, preferred_username, name, inbox, shared_inbox, keys_json, fetched_at)",
     );
+    actors.overriding = pg;
     for a in 1..=size.remote_actors {
         let d = a % 500;
         actors.push(format!(
@@ -343,6 +370,7 @@ fn generate<C: SimpleConnection>(c: &mut C, size: Size) -> anyhow::Result<Meta> 
         c,
         "INSERT INTO threads (id, group_id, title, reply_count, last_activity_at, created_at)",
     );
+    threads.overriding = pg;
     let mut post_rows: Vec<(u64, u64, i64)> = Vec::with_capacity(plan.len()); // (thread, replies, created)
     let span = 330 * 86_400;
     for (i, (g, r)) in plan.iter().enumerate() {
@@ -366,6 +394,7 @@ fn generate<C: SimpleConnection>(c: &mut C, size: Size) -> anyhow::Result<Meta> 
         c,
         "INSERT INTO posts (id, thread_id, parent_id, ap_id, url, author_user_id, author_remote_id, source, content_html, depth, like_count, published_at)",
     );
+    posts.overriding = pg;
     let mut tags: Vec<u64> = Vec::new();
     let mut pid: u64 = 0;
     let started = Instant::now();
