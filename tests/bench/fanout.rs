@@ -275,7 +275,7 @@ pub async fn run(ctx: &mut Ctx, b: Backend, memory_only: bool) -> anyhow::Result
 
     // Catch-up: the receiver is down while threads are posted, then returns.
     let threads = if quick { 3 } else { 100 };
-    let down_for = Duration::from_secs(if quick { 3 } else { 60 });
+    let down_for = Duration::from_secs(if quick { 1 } else { 60 });
     shared.set_down(down_i, true);
     let down_at = Instant::now();
     for k in 0..threads {

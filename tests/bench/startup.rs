@@ -75,9 +75,11 @@ pub async fn run(ctx: &mut Ctx, b: Backend) -> anyhow::Result<()> {
         server::exec_sql(
             &mut conn,
             &format!(
-                "BEGIN; INSERT INTO outgoing_activities (id, ap_id, owner, body, created_at) VALUES (1, 'http://127.0.0.1/bench/activity', '@instance', '{body}', '{now}');"
+                "INSERT INTO outgoing_activities (ap_id, owner, body, created_at) VALUES ('http://127.0.0.1/bench/activity', '@instance', '{body}', '{now}')"
             ),
         )?;
+        let activity = server::count(&mut conn, "SELECT max(id) AS n FROM outgoing_activities")?;
+        server::exec_sql(&mut conn, "BEGIN")?;
         for chunk in (0..queued).collect::<Vec<_>>().chunks(1000) {
             let rows: Vec<String> = chunk
                 .iter()
@@ -85,7 +87,7 @@ pub async fn run(ctx: &mut Ctx, b: Backend) -> anyhow::Result<()> {
                     let i = k % instances;
                     let inbox = shared.inbox_of(i, k / instances);
                     format!(
-                        "(1, '{inbox}', '{}', 0, '{now}', '{now}')",
+                        "({activity}, '{inbox}', '{}', 0, '{now}', '{now}')",
                         shared.instances[i].host
                     )
                 })
