@@ -382,7 +382,51 @@ macro_rules! sync_backend_tests {
     };
 }
 
+/// The pinned threads of a group are found through `threads_pinned_idx`, not by reading every
+/// thread of the group (the first page of every thread list asks; docs/performance.md, d).
+fn pinned_threads_use_their_index(backend: Backend) {
+    let Some(tdb) = TestDb::new(backend) else {
+        return;
+    };
+    let pool = tdb.connect();
+    let mut conn = pool.get().unwrap();
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+    #[derive(QueryableByName)]
+    struct PgPlan {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let query = "SELECT id FROM threads WHERE group_id = 1 AND deleted_at IS NULL AND removed_at IS NULL \
+                 AND pinned_at IS NOT NULL ORDER BY pinned_at DESC";
+    let plan: String = match &mut *conn {
+        DbConn::Sqlite(c) => diesel::sql_query(format!("EXPLAIN QUERY PLAN {query}"))
+            .load::<Plan>(c)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.detail)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        DbConn::Pg(c) => {
+            // An empty table would be read sequentially whatever indexes exist.
+            diesel::sql_query("SET enable_seqscan = off").execute(c).unwrap();
+            diesel::sql_query(format!("EXPLAIN {query}"))
+                .load::<PgPlan>(c)
+                .unwrap()
+                .into_iter()
+                .map(|p| p.line)
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    assert!(plan.contains("threads_pinned_idx"), "{plan}");
+}
+
 sync_backend_tests!(
+    pinned_threads_use_their_index,
     up_down_up,
     concurrent_migrations_apply_once,
     upsert_settings,
