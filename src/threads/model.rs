@@ -287,6 +287,50 @@ pub fn page(
         .load(conn)
 }
 
+/// Which groups' threads an instance-wide list shows.
+#[derive(Debug, Clone)]
+pub enum Readable {
+    /// Every group (site admins).
+    All,
+    /// Public groups (ours and mirrors), plus these internal ones (the viewer's).
+    PublicAnd(Vec<i64>),
+}
+
+/// The latest activity across groups: threads by last activity, newest first, keyset-paged
+/// like a group's list; with each thread its group's slug and title. Walks the
+/// (last_activity_at, id) index and filters, so the first page is cheap at any size.
+pub fn latest(
+    conn: &mut DbConn,
+    readable: &Readable,
+    before: Option<(NaiveDateTime, i64)>,
+    limit: i64,
+) -> QueryResult<Vec<(Thread, String, String)>> {
+    use crate::db::schema::groups;
+    let mut q = threads::table
+        .inner_join(groups::table)
+        .filter(threads::deleted_at.is_null())
+        .filter(threads::removed_at.is_null())
+        .into_boxed();
+    if let Readable::PublicAnd(ids) = readable {
+        q = q.filter(
+            groups::visibility
+                .eq("public")
+                .or(threads::group_id.eq_any(ids.clone())),
+        );
+    }
+    if let Some((at, id)) = before {
+        q = q.filter(threads::last_activity_at.le(at)).filter(
+            threads::last_activity_at
+                .lt(at)
+                .or(threads::last_activity_at.eq(at).and(threads::id.lt(id))),
+        );
+    }
+    q.order((threads::last_activity_at.desc(), threads::id.desc()))
+        .limit(limit)
+        .select((Thread::as_select(), groups::slug, groups::title))
+        .load(conn)
+}
+
 pub fn pinned(conn: &mut DbConn, group_id: i64) -> QueryResult<Vec<Thread>> {
     threads::table
         .filter(threads::group_id.eq(group_id))

@@ -43,6 +43,8 @@ pub fn routes() -> Router<AppState> {
         .route("/g/{slug}/t/{id}/p/{pid}/delete", post(delete_submit))
         .route("/g/{slug}/t/{id}/p/{pid}/like", post(like_submit))
         .route("/tags/{tag}", get(tag_page))
+        .route("/latest", get(latest_page))
+        .route("/api/v1/threads", get(api_latest))
         .route(
             "/api/v1/groups/{slug}/threads",
             get(api_threads).post(api_create_thread),
@@ -774,6 +776,117 @@ async fn log_page(
         .run(move |c| model::log_of(c, gid, 200).map_err(db::Error::from))
         .await?;
     Ok(render(&LogTemplate { page, group, entries }))
+}
+
+/// What an instance-wide list may show `user`: public groups, their internal ones, or all.
+async fn readable(state: &AppState, user: Option<&User>) -> AppResult<model::Readable> {
+    let Some(user) = user else {
+        return Ok(model::Readable::PublicAnd(Vec::new()));
+    };
+    if user.is_admin() {
+        return Ok(model::Readable::All);
+    }
+    let uid = user.id;
+    let ids = state
+        .db()
+        .run(move |c| -> Result<Vec<i64>, db::Error> {
+            use crate::db::schema::memberships;
+            use diesel::prelude::*;
+            Ok(memberships::table
+                .filter(memberships::user_id.eq(uid))
+                .select(memberships::group_id)
+                .distinct()
+                .load(c)?)
+        })
+        .await?;
+    Ok(model::Readable::PublicAnd(ids))
+}
+
+/// One page of the latest activity and the cursor of the next.
+async fn latest_threads(
+    state: &AppState,
+    user: Option<&User>,
+    before: Option<&str>,
+    limit: i64,
+) -> AppResult<(Vec<(Thread, String, String)>, Option<String>)> {
+    let before = match before {
+        Some(c) => Some(
+            crate::groups::routes::parse_thread_cursor(c)
+                .ok_or_else(|| AppError::bad_request("bad_cursor", "error-bad-cursor"))?,
+        ),
+        None => None,
+    };
+    let readable = readable(state, user).await?;
+    let mut list = state
+        .db()
+        .run(move |c| model::latest(c, &readable, before, limit + 1).map_err(db::Error::from))
+        .await?;
+    let more = list.len() > usize::try_from(limit).unwrap_or(0);
+    list.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = more
+        .then(|| {
+            list.last()
+                .map(|(t, _, _)| crate::groups::routes::thread_cursor(t))
+        })
+        .flatten();
+    Ok((list, next))
+}
+
+#[derive(Template)]
+#[template(path = "threads/templates/latest.html")]
+struct LatestTemplate {
+    page: Page,
+    items: Vec<(Thread, String, String)>,
+    next: Option<String>,
+    later: bool,
+}
+
+/// `/latest`: what is being discussed across the groups the visitor may read.
+async fn latest_page(
+    State(state): State<AppState>,
+    page: Page,
+    MaybeAuth(auth): MaybeAuth,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Response> {
+    let user = auth.map(|a| a.user);
+    let (items, next) = latest_threads(&state, user.as_ref(), q.before.as_deref(), PAGE).await?;
+    Ok(render(&LatestTemplate {
+        page,
+        items,
+        next,
+        later: q.before.is_some(),
+    }))
+}
+
+/// `GET /api/v1/threads`: the latest activity across groups, keyset-paged.
+async fn api_latest(
+    State(state): State<AppState>,
+    MaybeAuth(auth): MaybeAuth,
+    Query(q): Query<ListQuery>,
+) -> AppResult<axum::Json<Value>> {
+    let user = auth.map(|a| a.user);
+    let limit = q.limit.unwrap_or(PAGE).clamp(1, 100);
+    let (items, next) = latest_threads(&state, user.as_ref(), q.before.as_deref(), limit).await?;
+    let urls = Urls::new(state.config());
+    let items: Vec<Value> = items
+        .iter()
+        .map(|(t, slug, title)| {
+            let url = fed::thread_url(&urls, slug, t.id);
+            json!({
+                "id": t.id,
+                "group": slug,
+                "group_title": title,
+                "title": t.title,
+                "url": url,
+                "pinned": t.pinned_at.is_some(),
+                "locked": t.locked_at.is_some(),
+                "reply_count": t.reply_count,
+                "created_at": crate::federation::actors::rfc3339(&t.created_at),
+                "last_activity_at": crate::federation::actors::rfc3339(&t.last_activity_at),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "items": items, "next": next })))
 }
 
 #[derive(Template)]

@@ -1,8 +1,8 @@
 //! Scenarios c and d on the large store (see datagen.rs): thread pages with 50 and 500 replies as
 //! HTML, ActivityPub JSON (the thread's context collection, first page) and API JSON, 64
 //! concurrent readers; and the lists: a group's thread list, page 1 and page 50 by keyset cursor
-//! (HTML and API), plus the nearest instance-wide lists that exist (/groups, a hashtag page: there
-//! is no instance-wide latest-activity list yet), 8 concurrent readers.
+//! (HTML and API), the instance-wide latest activity (/latest, /api/v1/threads) and other
+//! instance-wide pages (/groups, a hashtag page), 8 concurrent readers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,11 +105,16 @@ struct Cursor {
     id: i64,
 }
 
-/// The keyset cursor that opens page `page` (25 threads a page) of the group's list.
-fn cursor_for(db: &BenchDb, slug: &str, page: i64) -> anyhow::Result<String> {
+/// The keyset cursor that opens page `page` (25 threads a page) of the group's list, or with
+/// `slug` None of the instance-wide latest list (all groups are public in the store).
+fn cursor_for(db: &BenchDb, slug: Option<&str>, page: i64) -> anyhow::Result<String> {
+    let group = match slug {
+        Some(slug) => format!("g.slug = '{slug}' AND t.pinned_at IS NULL AND"),
+        None => String::new(),
+    };
     let sql = format!(
         "SELECT t.last_activity_at AS at, t.id AS id FROM threads t JOIN groups g ON g.id = t.group_id \
-         WHERE g.slug = '{slug}' AND t.pinned_at IS NULL AND t.deleted_at IS NULL AND t.removed_at IS NULL \
+         WHERE {group} t.deleted_at IS NULL AND t.removed_at IS NULL \
          ORDER BY t.last_activity_at DESC, t.id DESC LIMIT 1 OFFSET {}",
         (page - 1) * 25 - 1
     );
@@ -129,7 +134,8 @@ pub async fn lists(ctx: &mut Ctx, b: Backend) -> anyhow::Result<()> {
     } else {
         (meta.big_group_threads / 25).max(2) as i64
     };
-    let cursor = cursor_for(&db, &g, last_page).context("page cursor")?;
+    let cursor = cursor_for(&db, Some(&g), last_page).context("page cursor")?;
+    let latest_cursor = cursor_for(&db, None, last_page).context("latest cursor")?;
     let page_n = format!("page {last_page}");
     let cases: Vec<(String, String, &'static str, Option<f64>)> = vec![
         (
@@ -159,9 +165,32 @@ pub async fn lists(ctx: &mut Ctx, b: Backend) -> anyhow::Result<()> {
             JSON,
             Some(30.0),
         ),
-        // No instance-wide latest-activity list exists; the nearest instance-wide pages:
         (
-            "instance: group directory /groups (no latest-activity list exists)".into(),
+            "instance latest activity, HTML /latest, page 1".into(),
+            "/latest".into(),
+            HTML,
+            Some(20.0),
+        ),
+        (
+            format!("instance latest activity, HTML /latest, {page_n}"),
+            format!("/latest?before={latest_cursor}"),
+            HTML,
+            Some(30.0),
+        ),
+        (
+            "instance latest activity, API /api/v1/threads, page 1".into(),
+            "/api/v1/threads".into(),
+            JSON,
+            Some(20.0),
+        ),
+        (
+            format!("instance latest activity, API, {page_n}"),
+            format!("/api/v1/threads?before={latest_cursor}"),
+            JSON,
+            Some(30.0),
+        ),
+        (
+            "instance: group directory /groups".into(),
             "/groups".into(),
             HTML,
             None,

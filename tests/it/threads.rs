@@ -22,6 +22,7 @@ crate::backend_tests!(
     hostile_input_is_neutralised,
     followers_receive_announces,
     thread_pages_and_forms,
+    latest_activity_across_groups,
 );
 
 const PW: &str = "correct horse battery";
@@ -789,5 +790,102 @@ async fn thread_pages_and_forms(b: Backend) {
         .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/api/v1/groups/{slug}/threads"]["post"].is_object());
+    srv.stop().await;
+}
+
+/// `/latest` and `GET /api/v1/threads`: the newest activity across groups, each reader seeing
+/// the public groups and their own internal ones, keyset-paged.
+async fn latest_activity_across_groups(b: Backend) {
+    let Some((srv, admin, mia, noah)) = setup(b).await else {
+        return;
+    };
+    let c = reqwest::Client::new();
+    let (status, _) = api(
+        &c,
+        M::POST,
+        srv.at("/api/v1/groups"),
+        &admin,
+        Some(json!({"slug": "intern", "title": "Interne Runde", "visibility": "internal"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    api(
+        &c,
+        M::POST,
+        srv.at("/api/v1/groups/intern/members"),
+        &admin,
+        Some(json!({"username": "mia", "role": "member"})),
+    )
+    .await;
+    for (group, title, token) in [
+        ("verkehr", "Erstes Thema", &mia),
+        ("intern", "Geheimes Thema", &mia),
+        ("verkehr", "Zweites Thema", &noah),
+    ] {
+        let (status, t) = api(
+            &c,
+            M::POST,
+            srv.at(&format!("/api/v1/groups/{group}/threads")),
+            token,
+            Some(json!({"title": title, "body": "Text"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{t}");
+    }
+    let titles = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let anon = reqwest::Client::new()
+        .get(srv.at("/api/v1/threads"))
+        .send()
+        .await
+        .unwrap();
+    let anon: Value = anon.json().await.unwrap();
+    assert_eq!(titles(&anon), ["Zweites Thema", "Erstes Thema"]);
+    assert_eq!(anon["items"][0]["group_title"], "Verkehr");
+    let (_, for_mia) = api(&c, M::GET, srv.at("/api/v1/threads"), &mia, None).await;
+    assert_eq!(
+        titles(&for_mia),
+        ["Zweites Thema", "Geheimes Thema", "Erstes Thema"]
+    );
+    let (_, for_noah) = api(&c, M::GET, srv.at("/api/v1/threads"), &noah, None).await;
+    assert_eq!(titles(&for_noah), ["Zweites Thema", "Erstes Thema"]);
+    // A reply brings a thread to the top; pages follow the cursor.
+    let first = for_mia["items"][2]["id"].as_i64().unwrap();
+    api(
+        &c,
+        M::POST,
+        srv.at(&format!("/api/v1/threads/{first}/replies")),
+        &noah,
+        Some(json!({"body": "Antwort"})),
+    )
+    .await;
+    let (_, p1) = api(&c, M::GET, srv.at("/api/v1/threads?limit=2"), &mia, None).await;
+    assert_eq!(titles(&p1), ["Erstes Thema", "Zweites Thema"]);
+    let next = p1["next"].as_str().unwrap();
+    let (_, p2) = api(
+        &c,
+        M::GET,
+        srv.at(&format!("/api/v1/threads?limit=2&before={next}")),
+        &mia,
+        None,
+    )
+    .await;
+    assert_eq!(titles(&p2), ["Geheimes Thema"]);
+    assert!(p2["next"].is_null());
+    let (status, err) = api(&c, M::GET, srv.at("/api/v1/threads?before=gestern"), &mia, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    // The page, anonymous: public threads with their groups, nothing internal.
+    let html = get_text(&browser(), &srv.at("/latest")).await;
+    assert!(
+        html.contains("Erstes Thema") && html.contains("href=\"/g/verkehr\""),
+        "{html}"
+    );
+    assert!(!html.contains("Geheimes Thema") && !html.contains("Interne Runde"));
     srv.stop().await;
 }

@@ -480,3 +480,7 @@ home-start-groups = Alle Projektgruppen
 home-start-notifications = Ihre Benachrichtigungen und Einladungen
 error-is-member = { $name } ist bereits Mitglied dieser Gruppe.
 invalid-member-username-empty = Geben Sie den Benutzernamen der Person ein.
+latest-title = Aktuelle Diskussionen
+latest-intro = Die Themen mit den neuesten Beiträgen aus allen Gruppen, die Sie lesen können.
+latest-none = Bisher wurde noch nichts diskutiert.
+nav-latest = Aktuell

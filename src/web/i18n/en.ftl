@@ -480,3 +480,7 @@ home-start-groups = All project groups
 home-start-notifications = Your notifications and invitations
 error-is-member = { $name } is already a member of this group.
 invalid-member-username-empty = Enter the user name of the person.
+latest-title = Latest discussions
+latest-intro = The threads with the newest posts, across all groups you can read.
+latest-none = Nothing has been discussed yet.
+nav-latest = Latest
