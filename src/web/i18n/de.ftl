@@ -484,3 +484,4 @@ latest-title = Aktuelle Diskussionen
 latest-intro = Die Themen mit den neuesten Beiträgen aus allen Gruppen, die Sie lesen können.
 latest-none = Bisher wurde noch nichts diskutiert.
 nav-latest = Aktuell
+post-of = : Beitrag von { $name }

@@ -484,3 +484,4 @@ latest-title = Latest discussions
 latest-intro = The threads with the newest posts, across all groups you can read.
 latest-none = Nothing has been discussed yet.
 nav-latest = Latest
+post-of = : post by { $name }

@@ -1,0 +1,1 @@
+DROP INDEX threads_live_group_idx;
