@@ -57,7 +57,7 @@ pub const KEYS: &[Key] = &[
         name: "data_dir",
         kind: Kind::String,
         default: Some("./data"),
-        help: "Directory for uploads, the SQLite database and keys. Created if missing.",
+        help: "Directory of the SQLite database (images and keys are stored in the database). Created if missing.",
     },
     Key {
         name: "database_url",

@@ -414,28 +414,28 @@ fn invitations_where(
         q = q.filter(invitations::user_id.eq(u));
     }
     let rows: Vec<InvitationRow> = q.load(conn)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (id, group_id, group, group_title, username, role, by, created_at) in rows {
-        let invited_by = match by {
-            Some(by) => users::table
-                .find(by)
-                .select(users::username)
-                .first(conn)
-                .optional()?,
-            None => None,
-        };
-        out.push(Invitation {
-            id,
-            group_id,
-            group,
-            group_title,
-            username,
-            role,
-            invited_by,
-            created_at,
-        });
-    }
-    Ok(out)
+    let inviter_ids: Vec<i64> = rows.iter().filter_map(|r| r.6).collect();
+    let inviters: std::collections::HashMap<i64, String> = users::table
+        .filter(users::id.eq_any(inviter_ids))
+        .select((users::id, users::username))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, group_id, group, group_title, username, role, by, created_at)| Invitation {
+                id,
+                group_id,
+                group,
+                group_title,
+                username,
+                role,
+                invited_by: by.and_then(|b| inviters.get(&b).cloned()),
+                created_at,
+            },
+        )
+        .collect())
 }
 
 pub fn invitations_to(conn: &mut DbConn, group_id: i64) -> QueryResult<Vec<Invitation>> {
@@ -455,5 +455,14 @@ pub fn groups_of(conn: &mut DbConn, username: &str) -> QueryResult<Vec<(String, 
         .select((groups::slug, groups::title))
         .distinct()
         .order(groups::title)
+        .load(conn)
+}
+
+/// The ids of the groups `user_id` is a member of.
+pub fn group_ids_of(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<i64>> {
+    memberships::table
+        .filter(memberships::user_id.eq(user_id))
+        .select(memberships::group_id)
+        .distinct()
         .load(conn)
 }

@@ -634,12 +634,7 @@ pub fn tree(conn: &mut DbConn, user: Option<&User>) -> QueryResult<Vec<TreeNode>
     use crate::db::schema::threads;
     let all = Group::all(conn)?;
     let member_of: HashSet<i64> = match user {
-        Some(u) => memberships::table
-            .filter(memberships::user_id.eq(u.id))
-            .select(memberships::group_id)
-            .load::<i64>(conn)?
-            .into_iter()
-            .collect(),
+        Some(u) => model::group_ids_of(conn, u.id)?.into_iter().collect(),
         None => HashSet::new(),
     };
     let admin = user.is_some_and(User::is_admin);

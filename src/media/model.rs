@@ -21,27 +21,32 @@ pub struct Media {
     pub created_at: NaiveDateTime,
 }
 
-/// Stores the image, or finds the identical one stored before; returns its id.
+/// Stores the image, or finds the identical one stored before; returns its id. ON CONFLICT
+/// rather than look-then-insert: two uploads of one picture at once must not abort a
+/// PostgreSQL transaction with a unique violation.
 pub fn store(conn: &mut DbConn, image: &Processed) -> QueryResult<i64> {
-    if let Some(id) = media::table
+    let row = (
+        media::sha256.eq(&image.sha256),
+        media::content_type.eq(image.content_type),
+        media::width.eq(i32::try_from(image.width).unwrap_or(i32::MAX)),
+        media::height.eq(i32::try_from(image.height).unwrap_or(i32::MAX)),
+        media::data.eq(&image.bytes),
+        media::created_at.eq(crate::db::now()),
+    );
+    match conn {
+        DbConn::Pg(c) => diesel::insert_into(media::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+        DbConn::Sqlite(c) => diesel::insert_into(media::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+    };
+    media::table
         .filter(media::sha256.eq(&image.sha256))
         .select(media::id)
         .first(conn)
-        .optional()?
-    {
-        return Ok(id);
-    }
-    diesel::insert_into(media::table)
-        .values((
-            media::sha256.eq(&image.sha256),
-            media::content_type.eq(image.content_type),
-            media::width.eq(i32::try_from(image.width).unwrap_or(i32::MAX)),
-            media::height.eq(i32::try_from(image.height).unwrap_or(i32::MAX)),
-            media::data.eq(&image.bytes),
-            media::created_at.eq(crate::db::now()),
-        ))
-        .returning(media::id)
-        .get_result(conn)
 }
 
 /// Where a stored image is served, and its type: what pages and actor documents link to.

@@ -129,11 +129,12 @@ fn fit(img: &DynamicImage, (tw, th): (u32, u32)) -> DynamicImage {
 }
 
 fn encode(img: &DynamicImage) -> Result<Processed, Error> {
-    let transparent = img.color().has_alpha() && img.to_rgba8().pixels().any(|p| p.0[3] < 255);
+    let rgba = img.color().has_alpha().then(|| img.to_rgba8());
+    let transparent = rgba.as_ref().is_some_and(|i| i.pixels().any(|p| p.0[3] < 255));
     let mut bytes = Vec::new();
-    let content_type = if transparent {
-        let rgba = DynamicImage::ImageRgba8(img.to_rgba8());
-        rgba.write_with_encoder(image::codecs::png::PngEncoder::new(&mut bytes))
+    let content_type = if let Some(rgba) = rgba.filter(|_| transparent) {
+        DynamicImage::ImageRgba8(rgba)
+            .write_with_encoder(image::codecs::png::PngEncoder::new(&mut bytes))
             .map_err(|_| Error::Corrupt)?;
         "image/png"
     } else {

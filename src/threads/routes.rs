@@ -789,15 +789,7 @@ async fn readable(state: &AppState, user: Option<&User>) -> AppResult<model::Rea
     let uid = user.id;
     let ids = state
         .db()
-        .run(move |c| -> Result<Vec<i64>, db::Error> {
-            use crate::db::schema::memberships;
-            use diesel::prelude::*;
-            Ok(memberships::table
-                .filter(memberships::user_id.eq(uid))
-                .select(memberships::group_id)
-                .distinct()
-                .load(c)?)
-        })
+        .run(move |c| crate::groups::model::group_ids_of(c, uid).map_err(db::Error::from))
         .await?;
     Ok(model::Readable::PublicAnd(ids))
 }

@@ -516,12 +516,6 @@ pub fn like(conn: &mut DbConn, urls: &Urls, post: &Post, user: &User, on: bool) 
     write_tx(conn, |conn| {
         let thread = Thread::find(conn, post.thread_id)?.ok_or(Error::ThreadNotFound)?;
         let group = Group::find(conn, thread.group_id)?.ok_or(Error::ThreadNotFound)?;
-        let note = note_of(conn, urls, &group, &thread, post)?;
-        let object = note
-            .get("id")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
         let like_id = format!("{actor}/likes/{}", post.id);
         let count = model::set_like(conn, post, &actor, Some(&like_id), on)?;
         // A remote author and a mirrored group's server count it too; our own groups' posts by
@@ -535,6 +529,7 @@ pub fn like(conn: &mut DbConn, urls: &Urls, post: &Post, user: &User, on: bool) 
                 inboxes.push(inbox);
             }
             if !inboxes.is_empty() {
+                let object = fed::post_id(urls, &group.slug, post);
                 let activity = fed::like_activity(&actor, &like_id, &object, on);
                 crate::federation::delivery::send(conn, &user.username, &activity, &inboxes)?;
             }
